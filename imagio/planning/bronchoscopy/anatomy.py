@@ -607,7 +607,9 @@ SEGMENT_SHARE = 0.5
 # ... unless its lumen is as wide as its largest sibling's: a co-dominant daughter (the split of a
 # lobar bronchus into its segments is near-symmetric in calibre; by Murray's law, Murray CD, Proc
 # Natl Acad Sci USA 1926;12:207-214, equal daughters each have 2^(-1/3) = 0.79 of the parent's
-# radius, a side twig far less) is a segmental bronchus whose own subtree the segmentation did not
+# radius, a side twig far less; the bronchial tree's diameters follow its cube law: Horsfield K,
+# Relea FG, Cumming G, Diameter, length and branching ratios in the bronchial tree, 1976) is a
+# segmental bronchus whose own subtree the segmentation did not
 # follow far (a short or unbranched segment, mucus, the CT's resolution): passing over it named
 # the next branch point's twigs as the segments (the phantom's RB5, a 20 mm unbranched segment,
 # made RB4's subsegments "RB4" and "RB5")
