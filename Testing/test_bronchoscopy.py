@@ -440,26 +440,71 @@ def test_slicer_logic_plans_from_segmentation_nodes(ph):
 
 def test_a_tree_without_its_trachea_is_refused_naming_the_missing_trachea(ph):
     """Trial 10 F6: a slab without the trachea (LIDC-0001) was refused as 'the thin (4.2 mm) does
-    not fit the trachea'. A tree cut from the phantom's right lower airways (its root a
-    segmental calibre, as check_root measures it: `route.root_width_mm`, the mean section) is
-    refused naming the missing trachea, whatever the scope: one the root fits was planned before,
-    from a bronchus named 'trachea'."""
+    not fit the trachea'. A tree cut from the phantom's right lower airways (an axial cut at the
+    airway's 30th height percentile, right of the midline) is refused naming the missing trachea,
+    whatever the scope: one the root fits was planned before, from a bronchus named 'trachea'.
+    The tree is rooted at the widest airway the cut's top crosses (the generating tree's widest
+    branch there, the phantom's bronchus intermedius, 10.0-10.4 mm): its mask's sections
+    (`route.root_width_mm`) read under the narrowest adult trachea (10 mm, Breatnach 1984), and
+    the mask ends inside the image, so no trachea leaves it through the superior edge."""
     import cc3d
 
-    from imagio.planning.bronchoscopy.route import root_width_mm
+    from imagio.planning.bronchoscopy.route import MIN_TRACHEA_IN_VIEW_MM, root_width_mm
 
     m = ph.labels.mask("trachea", "airways")
     idx = np.argwhere(m)
     ras = ph.labels.kji_to_world(idx)
-    sel = (ras[:, 2] < np.percentile(ras[:, 2], 30)) & (ras[:, 0] > 0)
+    cut = np.percentile(ras[:, 2], 30)
+    sel = (ras[:, 2] < cut) & (ras[:, 0] > 0)
     part = np.zeros_like(m)
     part[tuple(idx[sel].T)] = True
     t = B.extract_tree(ph.labels, cc3d.largest_k(part, k=1) > 0)
+    # the generating branches the cut crosses right of the midline, the widest of them (truth)
+    crossed = []
+    for g in ph.airway_tree:
+        s, e = np.asarray(g.start_ras, float), np.asarray(g.end_ras, float)
+        if min(s[2], e[2]) < cut < max(s[2], e[2]):
+            f = (cut - s[2]) / (e[2] - s[2])
+            if (s + f * (e - s))[0] > 0:
+                crossed.append((g.radius_start_mm + f * (g.radius_end_mm - g.radius_start_mm), g))
+    r, widest = max(crossed, key=lambda x: x[0])
+    s, e = np.asarray(widest.start_ras, float), np.asarray(widest.end_ras, float)
+    u = (e - s) / np.linalg.norm(e - s)
+    q = t.points[t.root] - s
+    assert np.linalg.norm(q - (q @ u) * u) < r, "the root is not in the widest airway the cut crosses"
     width = root_width_mm(t)
-    assert width < 8.0      # a lobar/segmental calibre (adult trachea 10-25 mm, Breatnach 1984)
+    assert width < MIN_TRACHEA_IN_VIEW_MM and t.top_gap_mm > 0, (width, t.top_gap_mm)
     for scope in (width + 1.0, max(width - 1.0, 1.0)):
         with pytest.raises(InputError, match=f"root is {width:.1f} mm wide.*not a trachea"):
             B.plan_route(t, B.Target.from_point(ras[sel][0]), scope)
+
+
+@pytest.mark.parametrize("below_mm", [5.0, 15.0])
+def test_a_crop_below_the_carina_is_refused_though_its_main_bronchus_is_as_wide_as_a_trachea(ph, below_mm):
+    """The phantom's airways cut by an axial plane 5 or 15 mm below its carina (the generating
+    trachea's end), the largest piece kept: one lung's airways, rooted at its main bronchus
+    (12-15 mm by its sections, wider than the narrowest adult trachea, 10 mm), the mask ending far
+    inside the image. Its route started at a main bronchus named 'trachea' (planned on main and on
+    the widest-root branch). A trachea divides at the carina into the two main bronchi; a tree
+    that ends inside the image and has no carina has no trachea: refused, naming it."""
+    import cc3d
+
+    from imagio.planning.bronchoscopy.route import MIN_TRACHEA_IN_VIEW_MM, root_width_mm
+
+    trachea = next(g for g in ph.airway_tree if g.parent < 0)
+    carina_s = float(trachea.end_ras[2])
+    m = ph.labels.mask("trachea", "airways")
+    idx = np.argwhere(m)
+    ras = ph.labels.kji_to_world(idx)
+    part = np.zeros_like(m)
+    part[tuple(idx[ras[:, 2] < carina_s - below_mm].T)] = True
+    t = B.extract_tree(ph.labels, cc3d.largest_k(part, k=1) > 0)
+    width = root_width_mm(t)
+    assert width >= MIN_TRACHEA_IN_VIEW_MM and t.top_gap_mm > 0, (width, t.top_gap_mm)   # the width cannot tell
+    target = t.points[np.argmin(t.points[:, 2])]
+    for scope in ("thin", "ultrathin"):
+        with pytest.raises(InputError, match=f"root is {width:.1f} mm wide.*no carina.*not a trachea"):
+            B.plan_route(t, B.Target.from_point(target), scope)
 
 
 def test_the_bronchi_without_the_trachea_label_are_refused_not_planned_from_a_bronchus(ph):

@@ -210,9 +210,6 @@ def test_atm_sanmedai_mask_on_its_ct_plans_and_moved_or_mirrored_is_refused():
 
 
 @pytest.mark.data
-@pytest.mark.xfail(strict=True, reason="trial 90b M2: the tree is rooted at the most superior centreline point, which "
-                                       "on a scan whose top edge also cuts upper-lobe bronchi is one of theirs "
-                                       "(tree._rooted_tree's root choice)")
 def test_a_scan_starting_15_mm_above_the_carina_is_rooted_at_the_trachea():
     """ATM 305 YangLab cut by an axial top face 15 mm above its carina (as the whole mask's tree
     places it): the image's top edge cuts the trachea and upper-lobe bronchi. The tree is rooted

@@ -1,15 +1,15 @@
-"""The airway tree's root dependence is said, never silent (stop-gap for new-user trial 90b H1).
+"""The airway tree's storage dependence is measured and said, never silent (new-user trial 90b H1).
 
-TEASAR roots the skeleton at the voxel farthest from the mask's first voxel in memory, so the
-branch points move with the storage order (test_bronchoscopy_storage.py pins the open fault).
-``extract_tree`` extracts the tree again from the mask reversed along its axis nearest
-left-right and records how far each named central branch point moves
+The tree is rooted at the trachea's top and traced on one storage (test_bronchoscopy_storage.py);
+as an independent guard ``extract_tree`` extracts the tree again from the mask reversed along its
+axis nearest left-right, traced as so stored, and records how far each named central branch point moves
 (``tree.root_dependence_mm``); beyond half the right main bronchus's length (6.8 mm,
 airway_limits.json ``root_dependence``; never below two voxel diagonals) it warns.
 
 Here the shifts are computed independently: the mask stored with i reversed (each voxel's RAS
 position checked with the affine's own arithmetic, x = A [i j k 1], test_bronchoscopy_storage's
-``_stored``), both trees extracted without the check, and their named take-offs compared."""
+``_stored``) and traced as stored, both trees extracted without the check, and their named
+take-offs compared."""
 
 import json
 from pathlib import Path
@@ -47,7 +47,7 @@ def _independent_shifts(vol):
     mask = vol.array > 0
     a = _takeoffs(B.extract_tree(vol, mask, root_check=False))
     rev = _stored(vol, mask, (0, 1, 2), (False, False, True))
-    b = _takeoffs(B.extract_tree(rev, root_check=False))
+    b = _takeoffs(B.extract_tree(rev, root_check=False, canonical_storage=False))   # traced as stored
     return {n: float(np.linalg.norm(a[n] - b[n])) for n in a.keys() & b.keys()}
 
 
@@ -73,10 +73,11 @@ def _check(tree, expected, diag):
 
 @pytest.mark.data
 @pytest.mark.parametrize("case", ["ATM_305_0000", "ATM_307_0000"])
-def test_atm_tree_stored_as_bronch_stores_it_says_its_root_dependence(case):
-    """ATM_305 and ATM_307 (YangLab) in RAS-canonical storage, as `imagio bronch` reads them:
-    the right upper lobe take-off moves by more than the tolerance between the two storages
-    (trial 90b H1: 10-13 mm); the tree says it, with each shift as computed independently."""
+def test_atm_tree_stored_as_bronch_stores_it_is_not_root_dependent(case):
+    """ATM_305 and ATM_307 (YangLab) in RAS-canonical storage, as `imagio bronch` reads them: the
+    central take-offs stay within the tolerance when the mask is traced in the storage with i
+    reversed (trial 90b H1: the right upper lobe's moved 10-13 mm before the tree was rooted at
+    the trachea); the tree records each shift as computed independently, and warns nothing."""
     from imagio import io
 
     f = ATM / f"{case}_pred_YangLab.nii.gz"
@@ -84,10 +85,9 @@ def test_atm_tree_stored_as_bronch_stores_it_says_its_root_dependence(case):
         pytest.skip("ATM'22 masks not available in ../shared/data")
     vol = as_ras_canonical(io.read_image(f))[0]
     expected = _independent_shifts(vol)
-    assert expected["right_upper_lobe_bronchus"] > LIMIT["max_shift_mm"]
+    assert set(CENTRAL) <= expected.keys()
     t = B.extract_tree(vol)
-    over = _check(t, expected, t.voxel_diag_mm)
-    assert "right_upper_lobe_bronchus" in [n for _, n in over]
+    assert _check(t, expected, t.voxel_diag_mm) == []
     assert t.summary()["root_dependence_mm"] == t.root_dependence_mm
 
 
@@ -154,8 +154,13 @@ def test_root_dependence_is_the_same_with_the_left_right_axis_reversed_on_an_obl
     assert (lr != 2) == (how == "permuted")
     flip = tuple(a == lr for a in range(3))
     rev = _stored(base, base.array > 0, (0, 1, 2), flip)
-    a, b = B.extract_tree(base).root_dependence_mm, B.extract_tree(rev).root_dependence_mm
+    ta, tb = B.extract_tree(base), B.extract_tree(rev)
+    a, b = ta.root_dependence_mm, tb.root_dependence_mm
     assert {"carina", "right_upper_lobe_bronchus", "left_upper_lobe_bronchus"} <= a.keys()
     assert a.keys() == b.keys()
+    # one tree (traced on one storage), each storage's check within the tolerance, unwarned
+    assert np.allclose(np.sort(ta.points, axis=0), np.sort(tb.points, axis=0), atol=1e-6)
+    tol = max(LIMIT["max_shift_mm"], LIMIT["min_voxel_diagonals"] * ta.voxel_diag_mm)
     for k in a:
-        assert a[k] == pytest.approx(b[k], abs=0.11), (k, a[k], b[k])
+        assert a[k] is not None and b[k] is not None and max(a[k], b[k]) <= tol, (k, a[k], b[k])
+    assert not [w for w in ta.warnings + tb.warnings if "depend on the centreline's root" in w]

@@ -22,16 +22,9 @@ from imagio.volume import Volume
 
 ATM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "atm22-airways"
 
-# The fault is open: ``kimimaro.skeletonize`` roots TEASAR at the voxel farthest from the mask's
-# first voxel in memory order, so the root (a distal airway end) and with it the branch points
-# move with the storage. Strict: these fail on the code as it is and turn into failures (to
-# drop this mark) once the tree is storage-independent. Measured on 2026-12-06 (branch
-# bronch92): reordering the mask to one fixed storage before skeletonising makes all of them
-# pass, but every fixed storage breaks references built on the files' own storage (LPS: the
-# phantom's tree misses a generating branch's midpoint by 3.6 mm, test_bronchoscopy.py; RAS:
-# the ATM trees that test_bronchoscopy_naming.py's orifices were read from).
-OPEN_FAULT = pytest.mark.xfail(strict=True, reason="trial 90b H1: the airway tree depends on the storage order "
-                                                   "(TEASAR's root is chosen in memory order)")
+# Mended (branch bronch94): TEASAR is rooted at the trachea's top (``tree._top_root``), the branch
+# points are placed where the branches' axes meet (``junctions.place_junctions``) and the skeleton
+# is traced on one (RAS-canonical) storage, so that voxel ties are broken alike.
 
 # new array axis n = old array axis perm[n] ([k, j, i] order), then reversed where flip[n]
 STORAGE_ORDERS = {"i_reversed": ((0, 1, 2), (False, False, True)),
@@ -122,7 +115,6 @@ def _same_tree_in_every_storage(vol, mask, orders=STORAGE_ORDERS):
     return ref
 
 
-@OPEN_FAULT
 @pytest.mark.data
 @pytest.mark.parametrize("case", ["ATM_305_0000", "ATM_307_0000"])
 def test_atm_tree_is_the_same_in_every_storage_order(case):
@@ -139,7 +131,6 @@ def test_atm_tree_is_the_same_in_every_storage_order(case):
     _same_tree_in_every_storage(vol, vol.array > 0)
 
 
-@OPEN_FAULT
 def test_synthetic_tree_on_an_oblique_anisotropic_grid_is_the_same_in_every_storage_order():
     """The standard variant tree resampled onto a grid rotated 20 deg about a skew axis with
     0.9 x 1.1 x 1.4 mm voxels, stored every way: the same names, branch points and lengths."""
@@ -173,7 +164,6 @@ def _stored_labels(vol, perm, flip):
     return Volume(arr, ref.ijk_to_ras, vol.name, dict(vol.labels))
 
 
-@OPEN_FAULT
 def test_cli_tree_is_the_library_tree_of_the_file(tmp_path):
     """The phantom's CT and labels written in ITK's storage (i and j reversed from its RAS-ordered
     arrays): `imagio bronch` (which reorders every grid, `as_ras_canonical`) writes the tree that

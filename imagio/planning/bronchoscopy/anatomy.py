@@ -604,6 +604,60 @@ SEGMENT_WARN_COS = 0.7
 # fraction of 1/n is a subsegmental or accessory side branch, passed over: the segmental branch
 # point lies further down
 SEGMENT_SHARE = 0.5
+# ... unless its lumen is as wide as its largest sibling's: a co-dominant daughter (the split of a
+# lobar bronchus into its segments is near-symmetric in calibre; by Murray's law, Murray CD, Proc
+# Natl Acad Sci USA 1926;12:207-214, equal daughters each have 2^(-1/3) = 0.79 of the parent's
+# radius, a side twig far less; the bronchial tree's diameters follow its cube law: Horsfield K,
+# Relea FG, Cumming G, Diameter, length and branching ratios in the bronchial tree, 1976) is a
+# segmental bronchus whose own subtree the segmentation did not
+# follow far (a short or unbranched segment, mucus, the CT's resolution): passing over it named
+# the next branch point's twigs as the segments (the phantom's RB5, a 20 mm unbranched segment,
+# made RB4's subsegments "RB4" and "RB5")
+SEGMENT_CALIBRE_RATIO = 2.0 ** (-1.0 / 3.0)
+
+
+def _branch_radius(tree, b) -> float:
+    """Median lumen radius (mm) of the first half of branch ``b``'s centreline (its calibre as it
+    leaves the branch point, before it tapers)."""
+    ids = b.point_ids[:max(1, len(b.point_ids) // 2)]
+    return float(np.median(tree.radius[ids]))
+
+
+def _segment_sized(tree, T, children, least) -> list[int]:
+    """The ``children`` (branch ids) that may be segmental bronchi: carrying at least ``least`` mm
+    of airway (``SEGMENT_SHARE``), or as wide as their largest sibling (``SEGMENT_CALIBRE_RATIO``)
+    while one sibling carries that much."""
+    big = [c for c in children if T.sub_len[c] >= least]
+    if not big:
+        return big
+    br = tree.branches
+    r = {c: _branch_radius(tree, br[c]) for c in children}
+    widest = max(r.values())
+    return [c for c in children if c in big or r[c] >= SEGMENT_CALIBRE_RATIO * widest]
+
+
+def _extra_branches(T, expanded, kids, o, P) -> tuple[list[int], list[int]]:
+    """A branch point (short pieces merged) with more segment-sized branches (``expanded``) than
+    the lobe has segments (rows of ``P``, unit directions of its segments' territories from the
+    branch point ``o``). Returns (the branches to name, the branches left unnamed).
+
+    Each segment takes the branch whose territory runs nearest its direction (Hungarian
+    assignment); a branch left over that runs more than 45 deg off every segment's direction
+    (cosine below ``SEGMENT_WARN_COS``) is none of them: an accessory or displaced subsegmental
+    bronchus leaving at the lobar branch point (gross variations of the bronchial pattern are
+    largely confined to the upper lobes: Laforet EG, Starkey GWB, Scheff S, Anomalies of upper lobe
+    bronchial distribution), left unnamed beside the segments. Otherwise the short piece the skeleton
+    put first is a real common trunk of one segment's branches (``kids``, the branches before the
+    merge), as it was read before."""
+    from scipy.optimize import linear_sum_assignment
+
+    D = np.array([T.direction(c, o) for c in expanded])
+    cos = D @ P.T
+    rows, _ = linear_sum_assignment(-cos)
+    left = [i for i in range(len(expanded)) if i not in set(rows)]
+    if all(cos[i].max() < SEGMENT_WARN_COS for i in left):
+        return [expanded[i] for i in sorted(rows)], [expanded[i] for i in left]
+    return list(kids), []
 
 
 def _segments(tree, T) -> list[str]:
@@ -628,23 +682,29 @@ def _segments(tree, T) -> list[str]:
         stem = [bid]
         # the first branch point below the lobar bronchus with segment-sized branches (pieces merged)
         while True:
-            kids = [c for c in br[stem[-1]].children if T.sub_len[c] >= least]
+            kids = _segment_sized(tree, T, br[stem[-1]].children, least)
             if len(kids) != 1:
                 break
             stem.append(kids[0])
         limit = max(MERGE_MIN_MM, float(np.median(tree.radius[br[bid].point_ids])))
         expanded = []
         for c in kids:  # a short piece below the branch point is part of the same multifurcation
-            sub = [g for g in br[c].children if T.sub_len[g] >= least]
+            sub = _segment_sized(tree, T, br[c].children, least)
             expanded += sub if (br[c].length_mm < limit and len(sub) >= 2) else [c]
-        if len(expanded) > len(protos):
-            expanded = kids  # more branches than segments: the short piece is a real trunk
-        if not 2 <= len(expanded) <= len(protos):
-            continue
         o = tree.points[br[stem[-1]].point_ids[-1]]
         side = -1.0 if name.startswith(("left", "lingular", "LB")) else 1.0  # lateral is -x on the left
         P = np.array([np.asarray(v, float) / np.linalg.norm(v) for v in protos.values()])
         P[:, 0] *= side
+        aside = []
+        if len(expanded) > len(protos):
+            expanded, aside = _extra_branches(T, expanded, kids, o, P)
+        if not 2 <= len(expanded) <= len(protos):
+            continue
+        for c in aside:
+            d = T.direction(c, o)
+            warn.append(f"branch {c} leaves the {name}'s branch point beside its segmental bronchi and runs towards none "
+                        f"of them (best {list(protos)[int(np.argmax(P @ d))]}, cos {float(np.max(P @ d)):.2f}): not given "
+                        "a segmental name (an accessory or displaced subsegmental bronchus)")
         D = np.array([T.direction(c, o) for c in expanded])
         cos = D @ P.T
         rows, cols = linear_sum_assignment(-cos)

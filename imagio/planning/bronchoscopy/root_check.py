@@ -1,17 +1,16 @@
-"""How far the named central take-offs of an airway tree depend on the skeleton's root.
+"""How far the named central take-offs of an airway tree depend on how the mask is stored.
 
-TEASAR (``kimimaro.skeletonize``) roots the centreline at the voxel farthest from the first
-voxel of the mask in memory; the shortest paths to that root cut the corner of each junction
-towards it, so every branch point is displaced towards the root, and the root (a distal airway
-end, in one lung or the other) depends on how the array is stored (new-user trial 90b H1:
-ATM 305 YangLab's right upper lobe take-off 10-12 mm lower stored RAS-canonical than as its
-file stores it). Until the tree is rooted at the trachea, the tree is extracted a second time
-from the mask reversed along the array axis nearest left-right (a root in the other storage
-order, usually in the other lung: the two orders in which the same mask reaches IMAGIO from
-ITK/LPS and RAS files), the named central branch points of both trees are compared, and a
-shift beyond ``root_dependence`` of ``airway_limits.json`` (half the right main bronchus's
-length; never under two voxel diagonals) is warned. The comparison is a lower bound of the
-root dependence: a third root could move the take-offs farther.
+The tree is defined by anatomy (``tree._top_root``: TEASAR rooted at the trachea's top;
+``junctions.place_junctions``: branch points where the branches' axes meet) and traced on the
+mask's RAS-canonical storage, so every storage of one world mask gives one tree. As an
+independent guard, the tree is extracted a second time from the mask reversed along its array
+axis nearest left-right and traced as so stored (no canonical reordering: voxel ties broken the
+other way), the named central branch points of both trees are compared, and a shift beyond
+``root_dependence`` of ``airway_limits.json`` (half the right main bronchus's length; never under
+two voxel diagonals) is warned: branch points that move that much with the storage are not
+defined by the airway's shape. Before the anatomical root (new-user trial 90b H1) TEASAR was
+rooted at the voxel farthest from the first voxel in memory and the take-offs moved 8-12 mm
+(ATM 305 YangLab's right upper lobe 11.9 mm); now 0-1 mm (branch bronch94).
 
 Coordinates RAS mm.
 """

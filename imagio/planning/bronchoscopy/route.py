@@ -306,14 +306,20 @@ def check_root(tree: AirwayTree) -> float:
     """The tree's root width (mm, `root_width_mm`); InputError when it is narrower than any adult trachea (``min_trachea_mm``,
     airway_limits.json), or when the airway mask ends below the image's superior edge
     (``tree.top_gap_mm`` > 0: no airway leaves the field of view upwards) and the root is
-    narrower than the narrowest adult trachea itself (``min_trachea_in_view_mm``). The tree is
-    rooted at its most superior point, which is the trachea only when the trachea is in the mask:
-    a slab or crop below the carina, or a mask of the bronchi only (the rule-based `airways` label
-    without `trachea`), roots it at a bronchus that a route would start from and name "trachea"
-    (the phantom's bronchi were planned from a 3 mm root; its right lower airways alone, in some
-    storage orders, from an 8.5 mm lower-lobe stump: trial 90b). A trachea in a chest CT leaves
+    narrower than the narrowest adult trachea itself (``min_trachea_in_view_mm``), or when it ends
+    there and does not divide at a carina into the two main bronchi (``anatomy.label_tree`` named
+    none). The tree is rooted at its widest centreline point within a voxel of its top
+    (``tree._rooted_tree``), which is the trachea only when the trachea is in the mask: a slab or
+    crop below the carina, or a mask of the bronchi only (the rule-based `airways` label without
+    `trachea`), roots it at a bronchus that a route would start from and name "trachea" (the
+    phantom's bronchi were planned from a 3 mm root; its right lower airways alone, in some
+    storage orders, from an 8.5 mm lower-lobe stump: trial 90b; its airways cut 5-15 mm below the
+    carina from a 12-15 mm main bronchus, as wide as a trachea). A trachea in a chest CT leaves
     the scan through its superior edge (the larynx lies above the lung apices); one whose mask ends
-    inside the image is a trachea only at a trachea's calibre."""
+    inside the image is a trachea only at a trachea's calibre and with the carina below it, where
+    it divides into the two main bronchi (Standring S (ed), Gray's Anatomy, 41st ed, 2016, ch.
+    'Trachea and bronchi'); a mask of one lung's airways only whose trachea leaves the image
+    through its top (after a pneumonectomy) is not refused."""
     root_mm = root_width_mm(tree)
     gap = getattr(tree, "top_gap_mm", None)
     in_view = gap is not None and gap > 0
@@ -333,6 +339,12 @@ def check_root(tree: AirwayTree) -> float:
                          "mm wide, Breatnach 1984): the root is a bronchus (a slab or crop below the carina, a mask "
                          "of the bronchi only) or a narrow trachea whose segmentation stops short of the image's "
                          f"top; {todo}, up to the image's superior edge")
+    if in_view and not any(b.name in ("right_main_bronchus", "left_main_bronchus") for b in tree.branches):
+        raise InputError(f"{what} and the airway mask ends {gap:.0f} mm below the image's superior edge with no carina "
+                         "(it does not divide into two main bronchi, one to each lung): not a trachea (a trachea "
+                         "leaves a chest CT through its superior edge and divides at the carina): the root is a "
+                         "bronchus (a slab or crop below the carina, one lung's airways only) or the segmentation "
+                         f"misses a lung and stops short of the image's top; {todo}, up to the image's superior edge")
     return root_mm
 
 

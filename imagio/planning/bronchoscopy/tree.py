@@ -23,6 +23,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from ...errors import InputError
 from ...progress import Progress
 from ...volume import Volume
+from .junctions import place_junctions
 
 # TEASAR: a branch must reach out of a tube of SCALE * radius + CONST (mm) around the skeleton so
 # far; a bronchus shorter than its own width is indistinguishable from a bump of the wall.
@@ -125,20 +126,79 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return lab == int(np.argmax(counts))
 
 
-def _skeleton(mask: np.ndarray, spacing_kji):
-    import kimimaro
+def _skeleton(mask: np.ndarray, spacing_kji, root_kji: tuple[int, int, int], ijk_to_ras=None):
+    """``_traced`` on ``mask`` stored RAS-canonically (``volume.ras_canonical_plan`` of the 4x4
+    ``ijk_to_ras`` of its grid), vertices back in ``mask``'s own [k, j, i] mm: TEASAR breaks
+    ties between equal path costs and equally far targets by memory order, so that one world mask
+    gives one skeleton whatever its storage (the twigs of a segmental bronchus moved by 2-3 voxels
+    between storages of ATM 305 without it). ``ijk_to_ras`` None: traced as stored."""
+    if ijk_to_ras is None:
+        return _traced(mask, spacing_kji, root_kji)
+    from ...volume import ras_canonical_plan, reorient_array
 
-    skels = kimimaro.skeletonize(
-        mask.astype(np.uint8),
-        teasar_params={"scale": TEASAR_SCALE, "const": TEASAR_CONST_MM, "pdrf_scale": 100000,
-                       "pdrf_exponent": 4, "soma_detection_threshold": 1e9,
-                       "soma_acceptance_threshold": 1e9, "max_paths": None},
-        anisotropy=tuple(float(s) for s in spacing_kji), dust_threshold=0, fix_branching=False,
-        fix_borders=False, progress=False, parallel=1)
-    if not skels:
+    perm, flip = ras_canonical_plan(np.asarray(ijk_to_ras, float))
+    shape = np.asarray(mask.shape)
+    sp = np.asarray(spacing_kji, float)
+    root = [int(root_kji[perm[n]]) for n in range(3)]
+    root = tuple(shape[perm[n]] - 1 - root[n] if flip[n] else root[n] for n in range(3))
+    verts, edges = _traced(reorient_array(np.asarray(mask), perm, flip), sp[list(perm)], root)
+    idx = verts / sp[list(perm)]
+    old = np.empty_like(idx)
+    for n in range(3):
+        old[:, perm[n]] = shape[perm[n]] - 1 - idx[:, n] if flip[n] else idx[:, n]
+    return old * sp, edges
+
+
+def _traced(mask: np.ndarray, spacing_kji, root_kji: tuple[int, int, int]):
+    """TEASAR centreline (``kimimaro.trace.trace``, Sato et al., Proc. Pacific Graphics 2000) of
+    the 26-connected piece of ``mask`` ([k, j, i] bool) that holds the voxel ``root_kji``, rooted
+    there; ``spacing_kji`` mm per voxel. Returns (vertices [N, 3] in mm from voxel (0, 0, 0) along
+    k, j, i; edges [E, 2]). Raises InputError when the piece has no centreline.
+
+    The root is given (``_top_root``: the trachea's top), not left to ``kimimaro.skeletonize``,
+    which takes the voxel farthest from the mask's first voxel in memory order: a distal bronchus
+    in one lung or the other depending on how the volume is stored, and the shortest-path tree,
+    with its branch points, moves with it (new-user trial 90b H1)."""
+    import cc3d
+    import edt
+    import kimimaro.trace
+
+    root = tuple(int(x) for x in root_kji)
+    cc = cc3d.connected_components(np.asarray(mask, bool), connectivity=26)
+    lab = np.asfortranarray(cc == cc[root])
+    aniso = tuple(float(s) for s in spacing_kji)
+    # the distance to the wall as kimimaro.skeletonize computes it for a binary mask
+    dbf = np.asfortranarray(edt.edt(lab, anisotropy=aniso, black_border=False))
+    sk = kimimaro.trace.trace(
+        lab, dbf, scale=TEASAR_SCALE, const=TEASAR_CONST_MM, anisotropy=aniso, pdrf_scale=100000,
+        pdrf_exponent=4, soma_detection_threshold=1e9, soma_acceptance_threshold=1e9, max_paths=None,
+        fix_branching=False, root=root, manual_targets_before=[], manual_targets_after=[])
+    if sk is None or len(sk.vertices) < 2:
         raise InputError("the airway mask is too small to have a centreline")
-    s = max(skels.values(), key=lambda s: len(s.vertices))
-    return np.asarray(s.vertices, float), np.asarray(s.edges, np.int64)
+    return np.asarray(sk.vertices, float) * np.asarray(aniso), np.asarray(sk.edges, np.int64)
+
+
+def _top_root(ext: np.ndarray, axis: int, at_start: bool, sp, to_world) -> tuple[int, int, int]:
+    """The skeleton's root, defined by anatomy, not by storage: the centre of the trachea's
+    cross-section at its superior end. ``ext`` ([k, j, i] bool) is the mask continued upwards
+    (``_extend_top``) along array ``axis`` (superior at index 0 when ``at_start``); ``sp`` mm per
+    voxel; ``to_world`` maps [N, 3] ``ext`` indices to RAS mm. Returns the [k, j, i] voxel of the
+    top slice farthest from the airway wall in-plane (``edt``, mm: the trachea is the widest
+    airway the top slice cuts), among equally far voxels the one nearest their centroid (mm),
+    then the smallest R, A, S (world ties only: never the memory order)."""
+    import edt
+
+    idx = 0 if at_start else ext.shape[axis] - 1
+    top = np.ascontiguousarray(np.take(ext, idx, axis=axis))
+    sp2 = tuple(float(s) for a, s in enumerate(sp) if a != axis)
+    d = edt.edt(top, anisotropy=sp2, black_border=True)
+    best = np.argwhere(d >= d.max() - 1e-6)
+    kji = np.insert(best, axis, idx, axis=1)
+    w = to_world(kji.astype(float))
+    gap = np.round(np.linalg.norm(w - w.mean(axis=0), axis=1), 6)
+    near = np.flatnonzero(gap == gap.min())
+    pick = near[np.lexsort(np.round(w[near], 6).T[::-1])[0]]
+    return tuple(int(x) for x in kji[pick])
 
 
 TOP_EXTENSION_MM = 30.0     # the trachea is continued this far above its cut top before skeletonising
@@ -164,7 +224,8 @@ def _extend_top(crop: np.ndarray, vol: Volume, sp):
 
 
 def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None, ct: Volume | None = None,
-                 lobes: Volume | None = None, coarse_ok: bool = False, root_check: bool = True) -> AirwayTree:
+                 lobes: Volume | None = None, coarse_ok: bool = False, root_check: bool = True,
+                 canonical_storage: bool = True) -> AirwayTree:
     """The rooted airway tree of an airway mask (``mask`` on ``airways``' grid, or
     ``airways.array > 0``), anatomically named (``anatomy.label_tree``; from ``lobes`` when given).
 
@@ -178,7 +239,11 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     nearest left-right (another skeleton root, ``root_check.root_dependence``): the named central
     branch points' shifts (mm) are in ``tree.root_dependence_mm``, and a warning in ``tree.warnings``
     names those that moved beyond the tolerance (about twice the skeleton's CPU time); False skips it
-    (``root_dependence_mm`` then None)."""
+    (``root_dependence_mm`` then None).
+    The tree is defined by anatomy: TEASAR rooted at the trachea's top (``_top_root``), branch
+    points where the branches' axes meet (``junctions``); ``canonical_storage`` (default) traces it
+    on the mask's RAS-canonical storage, so that voxel ties fall alike for every storage of one
+    world mask; False traces the mask as stored (what the root check's second tree does)."""
     from . import mask_checks, section
     from ...segmentation.airways import check_slice_thickness
 
@@ -206,13 +271,16 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
             lo[axis] += n_trim
     prog(0.1, "centrelines (TEASAR)")
     ext, axis, n_pad, at_start = _extend_top(crop, airways, sp)
-    verts, edges = _skeleton(ext, sp)
+    to_world = _ext_to_world(airways, lo, axis, n_pad, at_start)
+    verts, edges = _skeleton(ext, sp, _top_root(ext, axis, at_start, sp, to_world),
+                             airways.ijk_to_ras if canonical_storage else None)
     import edt
 
     dbf = edt.edt(crop, anisotropy=tuple(float(s) for s in sp), black_border=False)
     pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     prog(0.6, "rooted tree")
-    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)))
+    lumen = airways.with_array(m.astype(np.uint8))   # the airway mask as a Volume (junctions stay in it)
+    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen)
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
     tree.lumen = section.lumen_volume(airways, crop, lo)
@@ -239,6 +307,16 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     tree.warnings += _gap_warnings(tree, gaps, airways, lo, leaks)
     prog(1.0, "airway tree")
     return tree
+
+
+def _ext_to_world(airways: Volume, lo, axis: int, n_pad: int, at_start: bool):
+    """The map from [N, 3] indices of the extended crop (``_extend_top``) to RAS mm."""
+    def f(kji):
+        kji = np.asarray(kji, float).copy()
+        if at_start:
+            kji[:, axis] -= n_pad
+        return airways.kji_to_world(kji + lo)
+    return f
 
 
 def _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways):
@@ -293,11 +371,19 @@ def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, cro
     hit = _ROOT_CHECKED.get(key)
     if hit is None:
         lr = _lr_axis(airways)
-        verts, edges = _skeleton(np.flip(ext, axis=lr), sp)
+        flipped = np.flip(ext, axis=lr)
+
+        def to_world(kji, f=_ext_to_world(airways, lo, axis, n_pad, at_start)):
+            kji = np.asarray(kji, float).copy()
+            kji[:, lr] = ext.shape[lr] - 1 - kji[:, lr]
+            return f(kji)
+        verts, edges = _skeleton(flipped, sp, _top_root(flipped, axis, at_start, sp, to_world))
         verts = np.asarray(verts, float).copy()
         verts[:, lr] = (ext.shape[lr] - 1) * float(sp[lr]) - verts[:, lr]   # back to ext's own index order
         pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
-        other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm)
+        full = np.zeros(airways.shape, np.uint8)   # the tree's lumen (its mask piece) on the image grid
+        full[tuple(slice(int(a), int(a) + n) for a, n in zip(lo, crop.shape))] = crop
+        other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm, lumen=airways.with_array(full))
         other.voxel_diag_mm = tree.voxel_diag_mm
         hit = root_dependence(tree, other)
         _ROOT_CHECKED.clear()   # one case
@@ -361,7 +447,7 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = (
 
 
 def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None,
-                 voxel_mm: float = 0.0) -> AirwayTree:
+                 voxel_mm: float = 0.0, lumen: Volume | None = None) -> AirwayTree:
     n = len(pts)
     w = np.linalg.norm(pts[edges[:, 0]] - pts[edges[:, 1]], axis=1) + 1e-6
     g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
@@ -373,7 +459,12 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     # trachea cut lengthwise), and rooted there the tree was that fragment alone
     _, piece = connected_components(g, directed=False)
     main = piece == np.argmax(np.bincount(piece))
-    root = int(np.flatnonzero(main)[np.argmax(pts[main, 2])])
+    # among the points within a voxel of the top, the widest: an image top cutting the trachea and the
+    # upper-lobe bronchi beside it (a scan starting just above the carina) leaves their ends level,
+    # and the most superior was an upper-lobe bronchus's end (trial 90b M2, reg94)
+    cand = np.flatnonzero(main)
+    top = cand[pts[cand, 2] >= pts[cand, 2].max() - max(voxel_mm, 1.0)]
+    root = int(top[np.argmax(radius[top])])
     dist, pred = dijkstra(g, indices=root, return_predecessors=True)
     reach = np.isfinite(dist)
     parent = np.where(reach, pred, -1).astype(np.int64)
@@ -387,6 +478,14 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     root = int(remap[root])
     branches, branch_of = _split_branches(pts, radius, parent, root)
     branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of)
+    # branch points where the branches' axes meet, not where the skeleton forked (junctions.py)
+    alive = branch_of >= 0
+    pts = pts.copy()
+    inside = None if lumen is None else (lambda p: lumen.sample(np.atleast_2d(p), order=0) > 0)
+    place_junctions(pts, radius, parent, alive, dist, inside)
+    dist = _path_lengths(pts, parent, alive, root, dist)
+    branches, branch_of = _split_branches(pts, radius, parent, root, alive)
+    branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of, alive=alive)
     tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root, voxel_mm=voxel_mm)
     _smooth_radius(tree)
     label(tree, lobes)
@@ -508,10 +607,11 @@ def _split_branches(pts, radius, parent, root, alive=None):
     return branches, branch_of
 
 
-def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20):
+def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20, alive=None):
     """Remove terminal spurs (short relative to the lumen where they leave their parent), then
-    re-split so that a parent left with one child merges with it; until nothing changes."""
-    alive = np.ones(len(pts), bool)
+    re-split so that a parent left with one child merges with it; until nothing changes.
+    ``alive`` [N] bool: the points still in the tree (default all)."""
+    alive = np.ones(len(pts), bool) if alive is None else alive.copy()
     for _ in range(rounds):
         dead = np.zeros(len(pts), bool)
         for b in branches:
@@ -528,6 +628,22 @@ def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20):
         alive &= ~dead
         branches, branch_of = _split_branches(pts, radius, parent, root, alive)
     return branches, branch_of
+
+
+def _path_lengths(pts, parent, alive, root, dist):
+    """Path length (mm) from ``root`` along ``parent`` of every ``alive`` point (others keep
+    ``dist``), parents before children."""
+    out = np.asarray(dist, float).copy()
+    kids = _children_lists(np.where(alive & (parent >= 0), parent, -1))
+    out[root] = 0.0
+    stack = [root]
+    while stack:
+        x = stack.pop()
+        for c in kids[x]:
+            if alive[c]:
+                out[c] = out[x] + float(np.linalg.norm(pts[c] - pts[x]))
+                stack.append(c)
+    return out
 
 
 def _smooth_radius(tree: AirwayTree, window_mm: float = 3.0) -> None:
