@@ -95,6 +95,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    calibre meeting; Murphy 2009, Jacobs 2014, Setio 2015), its weights in detection.json
    ``ranking``, fitted on phantom screening scans outside the benchmark's. The region features are
    in ``features`` (``contained``, ``branches``, ``core_to_branch``, ``flatness``, ``line_ratio``).
+9. Anatomical exclusions (:mod:`imagio.detection.exclusions`): a candidate with bone of the axial
+   skeleton (vertebral body, sternum) within half its radius of its centre, one centred outside
+   the aerated lung whose core is fat (from 6 mm), and one cut open by the image's face stay in
+   the list with the reason among their warnings but score 0 (``features["score_before_exclusion"]``
+   keeps the score): nodules lie in the lung parenchyma (Fleischner glossary, Hansell 2008).
 
 Known limits: the diameter is the blob-filter scale (steps of 26 %) or a component's
 equivalent diameter, not a segmentation (a warning on every candidate; the characterisation,

@@ -42,13 +42,11 @@ from . import constants
 
 
 def _ball(shape, kji, radius_mm: float, spacing_kji):
-    """(box slices, distance in mm of each box voxel to ``kji`` (integer voxel))."""
-    sk = np.asarray(spacing_kji, float)
-    r = np.ceil(radius_mm / sk).astype(int)
-    lo = np.maximum(np.asarray(kji) - r, 0)
-    hi = np.minimum(np.asarray(kji) + r + 1, shape)
-    g = np.ogrid[tuple(slice(int(a - k), int(b - k)) for a, b, k in zip(lo, hi, kji))]
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
+    """(box slices, distance in mm of each box voxel to ``kji``): the detector's own
+    :func:`imagio.detection.blobs._around` (imported here: blobs imports this module)."""
+    from .blobs import _around
+
+    return _around(shape, kji, radius_mm, spacing_kji)
 
 
 def core_radius_mm(diam_mm: float, spacing_kji) -> float:
