@@ -8,13 +8,15 @@ the lung parenchyma (MacMahon H et al., Radiology 2017;284:228-243). Candidate g
 shape and its vessels; three findings of a different kind scored like nodules on real scans
 (new-user trial 96 F2, lung1 at 0.59-0.73 beside its nodule's 0.732):
 
-* **against the skeleton** (:func:`skeleton_share`): chest-wall bone (ribs, vertebrae, sternum:
-  :func:`imagio.detection.blobs.chest_wall_bone`) inside the candidate's core. A juxta-pleural
+* **against the axial skeleton** (:func:`skeleton_share`): chest-wall bone
+  (:func:`imagio.detection.blobs.chest_wall_bone`) whose piece in the candidate's section spans
+  the thorax's midline (the vertebral body, the sternum; a rib alone does not count, see the
+  function) inside the candidate's core. A juxta-pleural
   nodule lies in the lung's concavity, its centre on the lung's side of the pleura (acute
   angles; Felson B, Chest Roentgenology, Saunders 1973; Webb WR et al., Fundamentals of Body CT,
   4th ed., 2015): between its centre and the bone lie its own tissue, the pleura and the
-  endothoracic fascia, so no bone lies within half its radius of its centre. A paravertebral or
-  costal structure against the bone (the azygo-oesophageal recess, a rib head, an osteophyte,
+  endothoracic fascia, so no bone lies within half its radius of its centre. A paravertebral
+  structure against the vertebral body (the azygo-oesophageal recess, an osteophyte,
   paravertebral soft tissue) has bone in its core;
 * **fat** (:func:`fat_share`): a core mostly of adipose density (-190..-30 HU, Lamba R et al.,
   AJR 2014;203:1013-1020; ``lesion.json`` fat_min_hu/fat_max_hu) is mediastinal, pericardial or
@@ -31,7 +33,8 @@ shape and its vessels; three findings of a different kind scored like nodules on
   the neck's structures rising into the scan. It is not assessable on this scan.
 
 Each is returned as a reason; :func:`exclusion_reason` gives the first that applies, and the
-candidate keeps its place in the list (with the reason as a warning) but not a nodule's score.
+candidate stays in the list with the reason among its warnings and score 0 (its score before in
+``features["score_before_exclusion"]``): ranked after every candidate still judged a nodule.
 """
 
 from __future__ import annotations
