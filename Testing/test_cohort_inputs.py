@@ -235,7 +235,7 @@ def test_a_low_probability_candidate_without_category_is_named_at_scan_level():
 
     concavity = nod(9, 22.1, 0.155, why="the outline grew beyond the detected concavity of the lung outline and "
                                         "was clipped to it: its size is the concavity's equivalent diameter")
-    fat = nod(3, 13.5, 0.364, why="the outline's tissue has a mean density of -45 HU, that of fat (-190..-30 HU)")
+    fat = nod(3, 13.5, 0.264, why="the outline's tissue has a mean density of -45 HU, that of fat (-190..-30 HU)")
     bone = nod(6, 10.1, 0.259, "calcified", unsure="the outline was clipped to the detected blob's sphere")
     assert bone["stratification"]["lung_rads"]["no_category"] == "calcium_or_bone"
     for doubt in (concavity, fat):
@@ -448,7 +448,7 @@ def test_a_low_scored_mass_is_not_called_a_likely_vessel():
         d["stratification"] = stratify(d)
         return d
 
-    main, low = split_by_score([nod(1, 50.8, 0.388), nod(2, 9.0, 0.05)])
+    main, low = split_by_score([nod(1, 50.8, 0.288), nod(2, 9.0, 0.05)])   # below the cut (0.34 since detect45)
     assert main == [] and len(low) == 2
     lines = dict(management_lines(main, low))
     assert "#1 51 mm" in lines["review: mass"] and "possible tumour" in lines["review: mass"]
@@ -469,7 +469,7 @@ def test_a_low_probability_candidate_above_the_scans_category_is_in_the_headline
     from imagio.detection.report import management_lines, split_by_score
 
     clip = "the outline was clipped to the detected blob's sphere"
-    nodule = nod(1, 24.0, 0.34)                   # lung1's: solid 24 mm, 4B, below the report's cut
+    nodule = nod(1, 24.0, 0.30)                   # lung1's (0.34 then): 4B, below the report's cut (0.34 since detect45)
     other_4b = nod(9, 16.0, 0.2)                  # 4B too, less probable: named after #1 (trial 63 L1)
     floors = [nod(i, 9.0, 0.1, unsure=clip) for i in (11, 13, 14)]   # clipped: at least 4A
     assert nodule["stratification"]["lung_rads"]["category"] == "4B"
@@ -478,13 +478,13 @@ def test_a_low_probability_candidate_above_the_scans_category_is_in_the_headline
     main, low = split_by_score(every)
     assert main == [] and highest_lung_rads(main, low) == ""          # nothing reported (trial 63 M1)
     assert if_a_nodule(main, low)[0] == {"category": "4B", "at_least": False, "candidates": [
-        {"id": 1, "probability": 0.34, "at_size_cut": None, "type": None}, {"id": 9, "probability": 0.2, "at_size_cut": None, "type": None}]}
-    assert scan_lung_rads(every)["highest_lung_rads"] == ("4B if #1 (score 0.34) or #9 (0.20) is a nodule; "
+        {"id": 1, "probability": 0.30, "at_size_cut": None, "type": None}, {"id": 9, "probability": 0.2, "at_size_cut": None, "type": None}]}
+    assert scan_lung_rads(every)["highest_lung_rads"] == ("4B if #1 (score 0.30) or #9 (0.20) is a nodule; "
                                                           ">=4A if #11, #13 or #14 is a nodule")
     lines = dict(management_lines(main, low))
-    assert "#1 (score 0.34)" in lines["Lung-RADS 4B if a nodule"], lines
+    assert "#1 (score 0.30)" in lines["Lung-RADS 4B if a nodule"], lines
     # no floors at all: the headline was "" (nothing graded) for a 4B candidate
-    assert scan_lung_rads([nodule])["highest_lung_rads"] == "4B if #1 (score 0.34) is a nodule"
+    assert scan_lung_rads([nodule])["highest_lung_rads"] == "4B if #1 (score 0.30) is a nodule"
     # beside a reported 2, a 4A pleural candidate of 0.05: the scan stays 2, the condition is said
     ok, pleural = nod(1, 4.5, 0.9), nod(2, 9.0, 0.05)
     assert scan_lung_rads([ok, pleural])["highest_lung_rads"] == "2; 4A if #2 (score 0.05) is a nodule"

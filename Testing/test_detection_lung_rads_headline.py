@@ -11,6 +11,9 @@ the cohort's case table) when low-probability candidates would raise it (new-use
 
 Candidates are built as `imagio detect` writes them and stratified by the real
 `stratification.screening.stratify`.
+
+The low-probability scores are below the report's threshold (detection.json
+report_probability_min, 0.34 since detect45; trial 63 read 0.34 against 0.4).
 """
 
 from __future__ import annotations
@@ -28,21 +31,21 @@ def test_a_low_probability_floor_is_a_condition_and_names_its_candidates():
     from imagio.detection.pipeline import highest_lung_rads, scan_lung_rads
     from imagio.detection.report import management_lines, split_by_score
 
-    one, nine = nod(1, 24.0, 0.34), nod(9, 16.0, 0.13)
+    one, nine = nod(1, 24.0, 0.30), nod(9, 16.0, 0.13)
     floors = _floors()
     assert floors[0]["stratification"]["lung_rads"]["category_at_least"] == "4A"
     every = [one, nine] + floors
     main, low = split_by_score(every)
     assert main == [] and highest_lung_rads(main, low) == ""   # nothing reported: no firm category
     got = scan_lung_rads(every)["highest_lung_rads"]
-    assert got == "4B if #1 (score 0.34) or #9 (0.13) is a nodule; >=4A if #11, #13 or #14 is a nodule", got
+    assert got == "4B if #1 (score 0.30) or #9 (0.13) is a nodule; >=4A if #11, #13 or #14 is a nodule", got
     # below the highest category the headline names the candidates only; the clauses keep the scores
     full = scan_lung_rads(every)["lung_rads_conditions"]
     assert [(c["category"], c["at_least"], [x["probability"] for x in c["candidates"]]) for c in full] == \
-        [("4B", False, [0.34, 0.13]), ("4A", True, [0.1, 0.05, 0.04])], full
+        [("4B", False, [0.30, 0.13]), ("4A", True, [0.1, 0.05, 0.04])], full
     lines = dict(management_lines(main, low))
     assert "Lung-RADS not decided" not in lines, lines          # no firm "at least 4A"
-    assert "#1 (score 0.34) or #9 (0.13)" in lines["Lung-RADS 4B if a nodule"]
+    assert "#1 (score 0.30) or #9 (0.13)" in lines["Lung-RADS 4B if a nodule"]
     floor_row = lines["Lung-RADS >=4A if a nodule"]
     assert "#11 (score 0.10), #13 (0.05) or #14 (0.04)" in floor_row and "lower bound" in floor_row
     assert "do not return to routine screening" in floor_row
@@ -63,10 +66,10 @@ def test_a_reported_floor_stays_firm():
     from imagio.detection.report import management_lines, split_by_score
 
     floors = _floors(p=(0.9, 0.8, 0.7))                    # above the report's cut: reported
-    low4b = nod(1, 24.0, 0.34)
+    low4b = nod(1, 24.0, 0.30)
     main, low = split_by_score(floors + [low4b])
     assert len(main) == 3 and highest_lung_rads(main, low) == ">=4A"
-    assert scan_lung_rads(floors + [low4b])["highest_lung_rads"] == ">=4A; 4B if #1 (score 0.34) is a nodule"
+    assert scan_lung_rads(floors + [low4b])["highest_lung_rads"] == ">=4A; 4B if #1 (score 0.30) is a nodule"
     assert management_lines(main, low)[0][0] == "Lung-RADS not decided"
 
 
@@ -75,7 +78,7 @@ def test_several_low_probability_candidates_at_the_highest_condition_are_named()
     from imagio.detection.report import split_by_score
 
     many = [nod(i, 16.0 + i, p) for i, p in ((3, 0.2), (4, 0.31), (5, 0.05), (6, 0.12), (7, 0.08))]
-    got = scan_lung_rads(many + [nod(8, 10.0, 0.35)])["highest_lung_rads"]   # #8: 4A, below the 4B ones
+    got = scan_lung_rads(many + [nod(8, 10.0, 0.32)])["highest_lung_rads"]   # #8: 4A, below the 4B ones
     # every category above the scan's has its clause (trial 66 M1; before, #8 was not named)
     assert got == ("4B if #4 (score 0.31), #3 (0.20), #6 (0.12) or 2 more (#7, #5; scores <= 0.08) is a nodule; "
                    "4A if #8 is a nodule"), got
@@ -130,8 +133,8 @@ def test_a_category_on_a_size_cut_says_it_may_be_the_lower_one():
     assert scan_lung_rads([on, clear])["highest_lung_rads"] == "4B"
     assert "note: size cut" not in dict(management_lines([clear, on], []))
     # a low-probability one on the cut: said in its condition
-    low_on = nod(1, 14.995, 0.34)
-    assert scan_lung_rads([low_on])["highest_lung_rads"] == "4B if #1 (score 0.34; at the 4A/4B size cut) is a nodule"
+    low_on = nod(1, 14.995, 0.30)
+    assert scan_lung_rads([low_on])["highest_lung_rads"] == "4B if #1 (score 0.30; at the 4A/4B size cut) is a nodule"
     main, low = split_by_score([low_on])
     assert main == [] and "#1: mean diameter 15.0 mm is on the 15 mm cut" in \
         dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]
@@ -154,7 +157,7 @@ def _typed(i, size, p, typ, solid=0.0, alt=None, alt_solid=None):
 def _lung1_like():
     # trial 65 M3, lung1: #1 solid 14.995 mm (on the 4A/4B cut); #7 part-solid 15.2 mm, solid
     # component 7.4 mm: 4A, as solid 4B; #9 part-solid 13.6 mm, solid 9.7 mm: 4B, as solid 4A
-    return [_typed(1, 14.995, 0.34, "solid", 14.995, "part_solid", 13.1),
+    return [_typed(1, 14.995, 0.30, "solid", 14.995, "part_solid", 13.1),
             _typed(7, 15.2, 0.17, "part_solid", 7.4, "solid"),
             _typed(9, 13.6, 0.13, "part_solid", 9.7, "solid")]
 
@@ -173,7 +176,7 @@ def test_an_uncertain_type_gives_the_category_under_the_other_type():
     assert lr9["category"] == "4B" and lr9["if_other_type"]["category"] == "4A"
     assert "if_other_type" not in one["stratification"]["lung_rads"]   # 4B either way: nothing to say
     got = scan_lung_rads([one, seven, nine])["highest_lung_rads"]
-    assert got == ("4B if #1 (score 0.34; at the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; "
+    assert got == ("4B if #1 (score 0.30; at the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; "
                    "as part-solid) is a nodule; 4A if #7 (as part-solid) or #9 (if solid) is a nodule"), got   # each category they may take (trial 66 M1)
     # the same without the alternative: #7 is 4A, in the clause below, and #9 plain
     plain = [dict(d, type_alternative=None) for d in (seven, nine)]
@@ -181,7 +184,7 @@ def test_an_uncertain_type_gives_the_category_under_the_other_type():
     for d in plain:
         d["stratification"] = stratify(d)
     assert scan_lung_rads([one] + plain)["highest_lung_rads"] == \
-        "4B if #1 (score 0.34; at the 4A/4B size cut) or #9 (0.13) is a nodule; 4A if #7 is a nodule"
+        "4B if #1 (score 0.30; at the 4A/4B size cut) or #9 (0.13) is a nodule; 4A if #7 is a nodule"
     # a reported 4A whose type may be solid: the category under the other type is in its cell
     main, low = split_by_score([one, seven, nine])
     row = dict(management_lines(main, low))["Lung-RADS 4B if a nodule"]
@@ -238,7 +241,7 @@ def _lung1_typed():
 
 
 def test_every_category_a_candidate_may_take_is_named():
-    """Trial 66 M1: only the highest condition was named. #3 (score 0.34, "3 as part-solid, 4A if
+    """Trial 66 M1: only the highest condition was named. #3 (score 0.30, "3 as part-solid, 4A if
     solid"), #5, #8, #16 and #7 as part-solid (4A) were named nowhere in the headline, and the review
     list read "#7 4A" with no type. Every category above the scan's that a candidate may take has
     its clause, each candidate with its type condition; the review list gives both categories."""
@@ -248,7 +251,7 @@ def test_every_category_a_candidate_may_take_is_named():
     every = _lung1_typed()
     s = scan_lung_rads(every)
     assert s["highest_lung_rads"] == (
-        "4B if #1 (score 0.34; at the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a "
+        "4B if #1 (score 0.30; at the 4A/4B size cut), #7 (0.17; if solid) or #9 (0.13; as part-solid) is a "
         "nodule; 4A if #3, #5, #8, #9, #16 (if solid) or #7 (as part-solid) is a nodule; 3 if #3 or #16 (as "
         "part-solid) is a nodule"), s["highest_lung_rads"]   # below the top category: no scores (readable)
     clauses = if_a_nodule(*split_by_score(every))
@@ -322,7 +325,7 @@ def test_a_fat_density_candidate_comes_after_the_categories_reached():
     fat["not_assessable_kind"] = "fat_density"
     one = _lung1_like()[0]
     s = scan_lung_rads([one, fat])["highest_lung_rads"]
-    assert s == ("4B if #1 (score 0.34; at the 4A/4B size cut) is a nodule; not decided (not assessable: #4 "
+    assert s == ("4B if #1 (score 0.30; at the 4A/4B size cut) is a nodule; not decided (not assessable: #4 "
                  "(score 0.26; fat density: no lung nodule, a fat-containing nodule (a benign feature: "
                  "Lung-RADS 1), or an outline run from a nodule into fat (unmeasured)))"), s
     main, low = split_by_score([one, fat])
@@ -342,21 +345,21 @@ def test_a_floor_of_2_is_open_above_and_named():
     from imagio.detection.outputs import NODULE_FIELDS, nodule_rows
     from imagio.detection.pipeline import scan_lung_rads
 
-    two = nod(2, 5.0, 0.34, unsure=CLIP)
+    two = nod(2, 5.0, 0.30, unsure=CLIP)
     assert two["stratification"]["lung_rads"]["category_at_least"] == "2"
-    assert scan_lung_rads([two])["highest_lung_rads"] == ">=2 if #2 (score 0.34) is a nodule"
+    assert scan_lung_rads([two])["highest_lung_rads"] == ">=2 if #2 (score 0.30) is a nodule"
     # beside a reported 2 too; not beside a reported 3 (the floor is below the scan's category)
-    assert scan_lung_rads([nod(1, 4.5, 0.9), two])["highest_lung_rads"] == "2; >=2 if #2 (score 0.34) is a nodule"
+    assert scan_lung_rads([nod(1, 4.5, 0.9), two])["highest_lung_rads"] == "2; >=2 if #2 (score 0.30) is a nodule"
     assert scan_lung_rads([nod(1, 7.0, 0.9), two])["highest_lung_rads"] == "3"
     # a category of 2 (not a floor) adds nothing: 1 and 2 share the routine follow-up
-    assert scan_lung_rads([nod(3, 5.0, 0.34)])["highest_lung_rads"] == ""
+    assert scan_lung_rads([nod(3, 5.0, 0.30)])["highest_lung_rads"] == ""
     # one already named above is not named again at the floor of 2
     gg = {**_typed(12, 9.0, 0.1, "ground_glass", 0.0, "solid"), "size_uncertain": CLIP}
     from imagio.stratification.screening import stratify
     gg["stratification"] = stratify(gg)
     assert scan_lung_rads([two, gg])["highest_lung_rads"] == \
         ">=4A if #12 (score 0.10; if solid) is a nodule; >=2 if #2 is a nodule"
-    two = {**_typed(2, 5.0, 0.34, "solid"), "size_uncertain": CLIP}
+    two = {**_typed(2, 5.0, 0.30, "solid"), "size_uncertain": CLIP}
     two["stratification"] = stratify(two)
     row = dict(zip(NODULE_FIELDS, nodule_rows("s", [two])[0]))
     assert row["lung_rads"] == "" and row["lung_rads_note"] == "size a lower bound: >= 2", row
@@ -403,7 +406,7 @@ def test_the_review_list_says_a_size_cut_as_the_tables_do():
     from imagio.detection.pipeline import scan_lung_rads
     from imagio.detection.report import for_review, split_by_score
 
-    on = nod(1, 14.995, 0.34)
+    on = nod(1, 14.995, 0.30)
     lr = on["stratification"]["lung_rads"]
     words = "on the 15 mm mean diameter cut: may be 4A"
     assert lung_rads_note(lr) == words

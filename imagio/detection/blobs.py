@@ -95,6 +95,11 @@ Method (constants and sources in ``imagio/data/detection.json``):
    calibre meeting; Murphy 2009, Jacobs 2014, Setio 2015), its weights in detection.json
    ``ranking``, fitted on phantom screening scans outside the benchmark's. The region features are
    in ``features`` (``contained``, ``branches``, ``core_to_branch``, ``flatness``, ``line_ratio``).
+9. Anatomical exclusions (:mod:`imagio.detection.exclusions`): a candidate with bone of the axial
+   skeleton (vertebral body, sternum) within half its radius of its centre, one centred outside
+   the aerated lung whose core is fat (from 6 mm), and one cut open by the image's face stay in
+   the list with the reason among their warnings but score 0 (``features["score_before_exclusion"]``
+   keeps the score): nodules lie in the lung parenchyma (Fleischner glossary, Hansell 2008).
 
 Known limits: the diameter is the blob-filter scale (steps of 26 %) or a component's
 equivalent diameter, not a segmentation (a warning on every candidate; the characterisation,
@@ -118,6 +123,7 @@ from ..segmentation.common import (anatomical_axes, as_progress, bbox_slices, ch
                                    close_mm)
 from ..volume import Volume, make_ijk_to_ras
 from . import Candidate, constants
+from .exclusions import cut_by_face, exclusion_reason, fat_share, skeleton_share
 from .ranking import FEATURES, ranking_probability, region_features
 
 SOLID_CONTRAST_HU = 850.0  # soft tissue (~0 HU) against parenchyma (~ -850 HU), Hoffman 2006
@@ -694,7 +700,8 @@ def candidate_pool(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: f
     return dict(sub=sub, lungs=lungs[sl], peaks=peaks, centres=centres, diam=diam, score=k_score,
                 keep=keep, channel=channel, r_peak=r_peak, s_peak=s_peak, b_peak=b_peak,
                 shell=shell, conc=conc, n_solid=n_solid, n_dot=n_dot, k=k, fissure=fissure,
-                search=search[sl], in_lung=in_lung[sl], parenchyma=parenchyma, exits=exits,
+                search=search[sl], in_lung=in_lung[sl], parenchyma=parenchyma, exits=exits, bone=bone,
+                midline_x=_midline_x(w, sides),
                 lung_side_release=np.r_[lung_side, np.zeros(len(conc), bool)])
 
 
@@ -773,6 +780,20 @@ def _candidates_from_pool(ct: Volume, pool: dict, p) -> list[Candidate]:
             feats["generation_score"] = score_i
             score_i = float(ranking_probability(np.array([score_i]),
                                                 {k: np.array([feats[k]]) for k in FEATURES})[0])
+        # anatomy (:mod:`imagio.detection.exclusions`): against the skeleton, fat outside the lung,
+        # cut open by the image's face: kept in the list with the reason, not scored as a nodule
+        if feats["channel"] != "mass":
+            feats["skeleton_share"] = skeleton_share(pool["bone"], peaks[i], float(diam[i]), sub.spacing_kji,
+                                                     lambda q: sub.kji_to_world(q)[:, 0], pool["midline_x"],
+                                                     anatomical_axes(sub)["S"][0])
+            feats["fat_share"] = fat_share(sub.array, peaks[i], float(diam[i]), sub.spacing_kji)
+        feats["cut_by_face"] = cut_by_face(ct.array, kji_ct, float(diam[i]), ct.spacing_kji,
+                                           0.5 * (centre_hu + pool["parenchyma"]))
+        why = exclusion_reason(feats, float(diam[i]), sub.spacing_kji, d_pl > 0.0)
+        if why:
+            feats["score_before_exclusion"] = score_i
+            score_i = 0.0
+            warn.append(why)
         out.append(Candidate(
             center_ras=centres[i], diameter_mm=float(diam[i]),
             volume_ml=float(np.pi / 6.0 * diam[i] ** 3 / 1000.0), type=typ,
@@ -1609,6 +1630,14 @@ def _joins_the_mediastinum(sub: Volume, sides: tuple[np.ndarray, np.ndarray], kj
     pix[:, s_axis] = z
     x = sub.kji_to_world(pix)[:, 0]
     return bool(x.min() < x_mid < x.max())
+
+
+def _midline_x(w: Volume, sides) -> float | None:
+    """RAS x (mm) of the thorax's midline: halfway between the two lungs' centroids along R-L
+    (as :func:`_joins_the_mediastinum` reads it); None with one lung in view."""
+    if not (sides[0].any() and sides[1].any()):
+        return None
+    return 0.5 * sum(float(w.kji_to_world(np.array([ndimage.center_of_mass(sd)]))[0, 0]) for sd in sides)
 
 
 def _parts_of_masses(peaks: np.ndarray, score: np.ndarray, keep: np.ndarray, channel: np.ndarray,
