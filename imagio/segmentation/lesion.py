@@ -94,10 +94,12 @@ Every threshold, with its published source or its stated method reason, is in
 4. Separation by morphology: from the click, an ascent on the region's distance map (over the
    26 neighbours and the inscribed ball, so thick-slice plateaus do not stop it) finds the
    lesion's core (its largest inscribed ball near the click, radius R); the region is opened
-   with a ball of radius 0.5 R (at least ``open_mm``, and at least the finest voxel when R exceeds
-   it: a finer ball opens nothing on the grid): vessels, bronchial walls, pleural tags and
-   bridges to neighbouring tissue narrower than the lesion are cut wherever the click lies inside
-   the lesion. The one-voxel layer the opening shaves off is given back. A lung lesion's
+   with a ball of radius 0.5 R (at least ``open_mm``; a finer ball than the finest voxel opens
+   nothing on the grid, so when R exceeds that voxel a one-voxel opening is taken where the blob
+   it leaves holds nothing thicker than the core, i.e. it cut the lesion free; joined to a
+   thicker structure the region goes unopened to the split below): vessels, bronchial walls,
+   pleural tags and bridges to neighbouring tissue narrower than the lesion are cut wherever the
+   click lies inside the lesion. The one-voxel layer the opening shaves off is given back. A lung lesion's
    half-maximum region is grown from the core its first region gives the click (a click on a
    thick-slice lesion's end slice gave a lobe of it).
 5. Necrotic, cystic or cavitated centres are part of the lesion: holes are filled in 3-D and in
