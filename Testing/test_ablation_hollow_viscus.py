@@ -212,3 +212,27 @@ def test_no_hollow_viscus_label_and_unlabelled_tissue_in_the_zone_is_not_verifia
     crit = cov["criteria"]["no_hollow_viscus"]
     assert crit["met"] is None and "names no hollow viscus" in crit["not_verifiable"]
     assert cov["compliant"] is None
+
+
+@pytest.mark.parametrize("name, met", [("Small intestine", False), ("Gall bladder", False), ("Bowel_Small", False),
+                                       ("Oesophagus", False), ("sigmoid colon", False), ("Rectum", False),
+                                       ("mystery_structure", None), ("kidney_right", True)])
+def test_the_criterion_reads_the_names_users_give_a_viscus(name, met):
+    """New-user trial 99 F1: the oblique case's bowel labelled "Gall bladder" / "Small intestine"
+    (Slicer users' and other maps' names) was not counted and the criterion read met beside 5 mL
+    of gallbladder in the zone. Plain anatomical and TG-263 names of a viscus count; a name IMAGIO
+    does not know makes the criterion not verifiable (never met); a known solid organ is not a viscus."""
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.zones import Ellipsoid
+
+    lab, c, _ = _oblique_case()
+    lab = lab.with_array(lab.array, labels={1: "liver", 2: "liver_tumor_1", 3: name})
+    cov = AblationContext(lab, "liver_tumor_1").evaluate([Ellipsoid(c, np.array([0.0, 0.0, 1.0]), 16.0, 16.0)]).to_dict()
+    crit = cov["criteria"]["no_hollow_viscus"]
+    inside = cov["healthy_ml"].get(name, 0.0)
+    assert inside > 0.1, cov["healthy_ml"]     # the zone takes in that structure
+    assert crit["met"] is met, crit
+    if met is False:
+        assert crit["structures"][name] == pytest.approx(inside, abs=0.001) and cov["compliant"] is False
+    if met is None:
+        assert name in crit["not_verifiable"] and "may be a hollow viscus" in crit["not_verifiable"]

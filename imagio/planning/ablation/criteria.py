@@ -4,8 +4,11 @@ from ``imagio/data/ablation_criteria.json``. Distances in mm."""
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
+
+from ...anatomy import canonical_name, is_known
 
 
 @lru_cache(maxsize=1)
@@ -51,9 +54,17 @@ def class_match(c: dict) -> list[str]:
     return list(c["match"]) if "match" in c else list(load_criteria()[c["match_from"]]["match"])
 
 
+def name_key(name: str) -> str:
+    """``name`` as the catalogue spells it (`anatomy.canonical_name`: TG-263 names, Slicer's
+    "Small Bowel"), in lower case with its words joined by '_' ("Gall bladder" -> gall_bladder)."""
+    return "_".join(w for w in re.split(r"[\s_-]+", canonical_name(str(name)).strip().lower()) if w)
+
+
 def is_hollow_viscus(name: str) -> bool:
-    """Whether label ``name`` is a hollow viscus (`hollow_viscus_match`, parts of the name)."""
-    return any(m in name for m in hollow_viscus_match())
+    """Whether label ``name`` is a hollow viscus (`hollow_viscus_match`, parts of the name as
+    `name_key` writes it: "Gall bladder", "Small intestine", "Bowel_Small", "sigmoid colon")."""
+    key = name_key(name)
+    return any(m in key for m in hollow_viscus_match())
 
 
 def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: float = 0.0,
@@ -76,7 +87,17 @@ def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: flo
     if hit:
         return out
     unnamed = float(sum(v for n, v in healthy_ml.items() if n in ("unlabelled", "body")))
-    if unimaged_zone_ml > 0:
+    # a structure the catalogue does not know in the zone may be a viscus under another name
+    # (new-user trial 99 F1: "Gall bladder" 5.0 mL in a zone reported "met")
+    unknown = {n: float(v) for n, v in healthy_ml.items()
+               if v > 0 and n not in exclude and n not in ("unlabelled", "body") and not is_known(canonical_name(n))}
+    if unknown:
+        out["met"] = None
+        out["not_verifiable"] = ("the zone takes in " + ", ".join(f"{n} {v:.2f} mL" for n, v in
+                                                                 sorted(unknown.items(), key=lambda kv: -kv[1]))
+                                 + ": a name IMAGIO does not know, it may be a hollow viscus (name it as "
+                                 "TotalSegmentator does: colon, small_bowel, duodenum, stomach, gallbladder)")
+    elif unimaged_zone_ml > 0:
         out["met"] = None
         out["not_verifiable"] = f"{unimaged_zone_ml:.2f} mL of the zone lies past the image"
     elif unnamed > 0 and not any(is_hollow_viscus(n) for n in label_names):

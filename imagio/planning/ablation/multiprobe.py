@@ -1014,11 +1014,12 @@ def collateral_class(name: str) -> tuple[float, str]:
     cost: the first class of ``collateral_cost`` (ablation_criteria.json, with sources: hollow
     viscera highest, Kang 2017) one of whose ``match`` strings is part of ``name``, else the
     default weight and ""."""
-    from .criteria import class_match, load_criteria
+    from .criteria import class_match, load_criteria, name_key
 
     spec = load_criteria()["collateral_cost"]
+    key = name_key(name)    # "Gall bladder", "Kidney_R": the criterion's spelling (trial 99 F1)
     for c in spec["classes"]:
-        if any(m in name for m in class_match(c)):
+        if any(m in key for m in class_match(c)):
             return float(c["weight"]), c["name"]
     return float(spec["default_weight"]), ""
 
