@@ -793,6 +793,20 @@ def test_a_mip_beside_the_original_is_never_read_and_named_when_asked(tmp_path):
     assert any("original axial CT" in w and "1.2.3.5.2" in w for w in warns), warns
     assert not any("DERIVED" in w for w in warns), warns
     assert_marker(vol, pt)
+    # trial 99 F2: the same slab typed ORIGINAL (a scanner-side MIP/slab, or its ImageType lost on
+    # export): the thinnest sections are read; the slab alone is read with a warning of its thickness
+    import shutil
+
+    shutil.copytree(tmp_path / "d", tmp_path / "t")
+    for f in (tmp_path / "t").glob("m*.dcm"):
+        ds = pydicom.dcmread(f)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.save_as(f, enforce_file_format=True)
+    vol, warns = read_warns(tmp_path / "t")
+    assert vol.meta["SeriesInstanceUID"] == "1.2.3.5.1" and vol.shape[0] == 20, warns
+    assert not any("sections 10 mm thick" in w for w in warns), warns
+    vol, warns = read_warns(tmp_path / "t", series="1.2.3.5.2")
+    assert vol.shape[0] == 40 and any("sections 10 mm thick every 1.25 mm (8x their step" in w for w in warns), warns
     with pytest.raises(InputError, match=r"1\.2\.3\.5\.2 is a MIP projection.*not the anatomy.*--series 1\.2\.3\.5\.1"):
         io.read_image(tmp_path / "d", series="1.2.3.5.2")
     for f in (tmp_path / "d").glob("m*.dcm"):   # the MIP alone

@@ -230,6 +230,12 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
     thick = _slice_thickness(tags.pop("SliceThickness", ""), g.step)
     if thick:   # overlapping reconstruction: the slices are thicker than their step (trial 28 H1)
         report["slice_thickness_mm"] = thick
+        if thick > 2 * g.step + 0.01:   # more than the usual half overlap: a slab (trial 99 F2: 10.5 mm MIP at 0.75)
+            warnings.append(f"series {stack.key}: sections {thick:g} mm thick every {g.step:.2f} mm ({thick / g.step:.0f}x "
+                            f"their step{', ' + repr(s0.description) if s0.description else ''}): each voxel holds "
+                            f"{thick:g} mm along the slice normal (a thick slab, an average or a MIP: small structures "
+                            "blur or merge, distances along it are not resolved); plan on thin sections when the "
+                            "archive has them (--series)")
     report["meta"] = tags
     return arr, aff, report, warnings
 

@@ -309,6 +309,15 @@ class Stack:
         return next((v for v in self.image_type if v in PROJECTION_TYPES), "")
 
     @property
+    def thickness_mm(self) -> float | None:
+        """SliceThickness (0018,0050) of the first slice in mm, None when absent or not positive."""
+        try:
+            t = float(self.first.tags.get("SliceThickness", ""))
+        except ValueError:
+            return None
+        return t if np.isfinite(t) and t > 0 else None
+
+    @property
     def positions(self) -> int:
         """Distinct slice positions along the slice normal (0.01 mm): the stack's extent as a volume
         (a bolus-tracking or perfusion series repeats few positions many times)."""
@@ -418,9 +427,12 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
     # the scanner's own reconstruction before a derived image (a MIP or reformat of it), then a
     # volume's extent (distinct positions: a bolus-tracking series of 200 images at one position
     # is not the largest volume; new-user trial 98 F1/F3)
+    # then the thinnest sections (a thick slab or MIP reconstructed on the scanner is often typed
+    # ORIGINAL, or loses its ImageType on export: trial 99 F2, 10.5 mm sections every 0.75 mm read
+    # over the 1.5 mm original); a series without SliceThickness ranks as its own slice step
     def rank(s: Stack):
-        return (s.first.modality.upper() == "CT", not s.projection, not s.derived, s.is_axial, s.positions,
-                len(s.slices))
+        return (s.first.modality.upper() == "CT", not s.projection, not s.derived, s.is_axial,
+                -round(s.thickness_mm or _step_mm(s), 1), s.positions, len(s.slices))
 
     best = max(scan.stacks, key=rank)
     _refuse_projection(folder, best, scan)
@@ -431,9 +443,17 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
     if len(scan.stacks) == 1:
         return best, notes
     return best, [f"the folder holds {len({s.series for s in scan.stacks})} series; read "
-                  f"{'the original' if not best.derived else 'the'} axial CT with the most slice positions "
+                  f"{'the original' if not best.derived else 'the'} axial CT with the thinnest sections and the most "
+                  f"slice positions "
                   f"{best.label()}; others: {_listing([s for s in scan.stacks if s is not best])}. "
                   "Pass --series UID to read another"] + notes
+
+
+def _step_mm(s: Stack) -> float:
+    """The median distance between a stack's distinct slice positions along its normal (mm)."""
+    n = s.first.normal
+    d = np.unique(np.round([float(x.position @ n) for x in s.slices], 2))
+    return float(np.median(np.diff(d))) if d.size > 1 else 0.0
 
 
 def _listing(stacks: list[Stack]) -> str:
