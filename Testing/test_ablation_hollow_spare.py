@@ -47,9 +47,10 @@ def _inside(P, centre, axis, length_mm, diameter_mm):
     return t * t / (length_mm / 2) ** 2 + (np.einsum("pi,pi->p", d, d) - t * t) / (diameter_mm / 2) ** 2 <= 1.0
 
 
-def _case(tmp_path, bowel_near_mm: float):
-    """Write ct / labels / names of the case (module doc) with the bowel ball's near edge
-    ``bowel_near_mm`` from the tumour centre, medial (-x) of it; returns the directory."""
+def _case(tmp_path, bowel_near_mm: float, r_tumour: float = R_TUMOUR):
+    """Write ct / labels / names of the case (module doc, the tumour cut to ``r_tumour`` mm) with
+    the bowel ball's near edge ``bowel_near_mm`` from the tumour centre, medial (-x) of it;
+    returns the directory, the tumour's and the bowel's label values."""
     from imagio.io import write_image, write_labels
     from imagio.planning.synthetic import TUMOR, synthetic_torso
 
@@ -64,7 +65,7 @@ def _case(tmp_path, bowel_near_mm: float):
     ras = lab.kji_to_world(np.argwhere(np.ones(arr.shape, bool)).astype(float)).reshape(*arr.shape, 3)
     c = np.asarray(TUMOR[0], float)
     r = np.linalg.norm(ras - c, axis=-1)
-    arr[(arr == inv["liver_tumor"]) & (r > R_TUMOUR)] = inv["liver"]
+    arr[(arr == inv["liver_tumor"]) & (r > r_tumour)] = inv["liver"]
     bowel_c = c + np.array([-(bowel_near_mm + R_BOWEL), 0.0, 0.0])
     v = max(names) + 1
     names[v] = "small_bowel"
@@ -77,10 +78,10 @@ def _case(tmp_path, bowel_near_mm: float):
     return tmp_path, inv["liver_tumor"], v
 
 
-def _plan(d, out, capsys):
+def _plan(d, out, capsys, setting="100W_10min", *extra):
     rc = main(["plan", str(d / "ct.nii.gz"), "--labels", str(d / "lab.nii.gz"), "--label-names",
                str(d / "names.json"), "--target", "liver_tumor", "--device", "emprint", "--setting",
-               "100W_10min", "--out", str(out), "--no-png", "--no-scene"])
+               setting, "--out", str(out), "--no-png", "--no-scene", *extra])
     assert rc == 0
     return json.loads((out / "plan.json").read_text()), capsys.readouterr().out
 
@@ -185,3 +186,33 @@ def test_the_cover_leaves_out_zones_touching_bowel_on_an_oblique_grid():
         assert np.array_equal(touch, mine), (r, touch, mine)
         assert (names == ["small_bowel"]) == bool(mine.any())
     assert touch.any() and not touch.all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("near", [18.5, 15.0])
+def test_the_multi_probe_cover_keeps_bowel_out_when_a_cover_does(tmp_path, capsys, near):
+    """The torso's own 12 mm tumour (tumour + 5 mm: 17 mm) and Emprint 45 W 5 min zones (30 x 24
+    mm): several probes. Bowel's near edge 18.5 mm from the centre (1.5 mm beyond tumour + 5 mm):
+    the cover of the fewest probes over all candidate zones took in 0.03 mL of it (8 probes, before
+    this change); the candidate zones holding bowel are left out and the cover (one probe more)
+    keeps it out, by my count too. 15 mm: bowel inside tumour + 5 mm, no cover keeps it out: the
+    fewest-probe cover as before, not compliant, said why."""
+    d, tv, bv = _case(tmp_path, near, 12.0)
+    doc, out = _plan(d, tmp_path / "plan", capsys, "45W_5min", "--multi-probe")
+    bowel, tumour, vml = _mine(d, tv, bv)
+    mp = doc["ablation"]["multi_probe"]
+    assert mp["n_probes"] >= 2 and mp["status_kind"] != "one_probe"
+    mine = sum(np.count_nonzero(_inside(bowel, z["centre_ras"], z["axis"], z["length_mm"], z["diameter_mm"]))
+               for z in mp["zones"]) * vml
+    crit = mp["coverage"]["criteria"]["no_hollow_viscus"]
+    hv = mp["hollow_viscus"]
+    if near > 17.0:
+        assert hv["hard"] is True and hv["excluded_zones"] > 0 and hv["structures"] == ["small_bowel"], hv
+        assert mine == 0.0 and crit["met"] is True, (mine, crit)
+        assert "hollow viscera kept out" in mp["status"]
+        assert "NOT COMPLIANT" not in [ln for ln in out.splitlines() if ln.startswith("multi-probe:")][-1]
+    else:
+        assert hv["hard"] is False and mine > 0.05 and crit["met"] is False, (hv, mine, crit)
+        assert "small_bowel" in crit["unavoidable"] and "lies within tumour + 5 mm" in crit["unavoidable"]
+        line = [ln for ln in out.splitlines() if ln.startswith("multi-probe:")][-1]
+        assert "NOT COMPLIANT" in line and "no zone covering it can keep it out" in line, line
