@@ -216,3 +216,33 @@ def test_the_multi_probe_cover_keeps_bowel_out_when_a_cover_does(tmp_path, capsy
         assert "small_bowel" in crit["unavoidable"] and "lies within tumour + 5 mm" in crit["unavoidable"]
         line = [ln for ln in out.splitlines() if ln.startswith("multi-probe:")][-1]
         assert "NOT COMPLIANT" in line and "no zone covering it can keep it out" in line, line
+
+
+@pytest.mark.slow
+def test_a_one_probe_cover_taking_in_bowel_gives_way_to_a_cover_keeping_it_out(tmp_path, capsys):
+    """Case A (6 mm tumour, bowel 19.5 mm from its centre), Emprint 100 W 10 min, --multi-probe:
+    every proposal's centred zone covers tumour + 5 mm and takes in bowel (my count), which made
+    it the one-probe plan before; now the cover without the zones holding bowel is solved first,
+    and its zone (off the target along another line) keeps the bowel out, by my count too."""
+    from imagio.planning.ablation.devices import get_device
+
+    d, tv, bv = _case(tmp_path, 19.5)
+    doc, out = _plan(d, tmp_path / "plan", capsys, "100W_10min", "--multi-probe")
+    bowel, tumour, vml = _mine(d, tv, bv)
+    asked = get_device("emprint").setting("100W_10min")
+    centred = []
+    for sp in doc["ablation"]["single_probe"]:
+        c, u, L, D = _centred_zone(sp, asked)
+        centred.append(np.count_nonzero(_inside(bowel, c, u, L, D)) * vml)
+    assert max(centred) > 0.05, centred
+    mp = doc["ablation"]["multi_probe"]
+    hv = mp["hollow_viscus"]
+    assert hv["hard"] is True and "single probe covers tumour + 5 mm but takes in small_bowel" in hv["text"], hv
+    mine = sum(np.count_nonzero(_inside(bowel, z["centre_ras"], z["axis"], z["length_mm"], z["diameter_mm"]))
+               for z in mp["zones"])
+    assert mine == 0 and mp["coverage"]["criteria"]["no_hollow_viscus"]["met"] is True
+    held = np.zeros(len(tumour), bool)
+    for z in mp["zones"]:
+        held |= _inside(tumour, z["centre_ras"], z["axis"], z["length_mm"], z["diameter_mm"])
+    assert held.all()
+    assert mp["coverage"]["compliant"] is True
