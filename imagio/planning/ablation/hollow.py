@@ -42,8 +42,11 @@ def hollow_points(ctx, reach_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndar
 def within_margin_text(ctx, margin_mm: float) -> str:
     """"<name> (<mm> from the tumour), ... lie(s) within tumour + <margin> mm: no zone covering it can
     keep it out" for the hollow viscera (`hollow_points`) closer to the tumour than ``margin_mm``
-    (the nearest voxel centre of each, by the tumour's signed distance map, mm); "" when none is."""
-    _, hn, dist = hollow_points(ctx, margin_mm)
+    less half the analysis grid's largest voxel side (the nearest voxel centre of each, by the
+    tumour's signed distance map, mm: clearly inside the shell a met minimal ablative margin puts
+    in the zone); "" when none is. When it is not "", no zone set meets both the margin and
+    ``no_hollow_viscus``, so the planner searches no zone keeping them out."""
+    _, hn, dist = hollow_points(ctx, margin_mm - 0.5 * float(np.max(ctx.grid.spacing_kji)))
     if not len(hn):
         return ""
     near = {n: float(dist[hn == n].min()) for n in sorted(set(hn))}

@@ -1806,17 +1806,21 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     # of the cover when it stays feasible: the candidate zones taking in a hollow-viscus voxel centre of the
     # analysis grid are left out; else the cover of every zone (hollow viscera weighed, collateral_cost), said
     hv_note, res = None, None
-    touch, hit = _hollow_touch(ctx, C, U, a + shrink, b + shrink)
-    if touch.any():
+    inside = within_margin_text(ctx, margin_mm)   # hollow viscera inside tumour + margin: no cover keeps them out
+    touch, hit = (np.zeros(len(C), bool), []) if inside else _hollow_touch(ctx, C, U, a + shrink, b + shrink)
+    if inside:
+        if require_no_hollow_viscus:
+            raise ImagioError(inside)
+        hv_note = {"hard": False, "excluded_zones": 0, "candidate_zones": int(len(C)),
+                   "text": f"{inside}; the cover weighs hollow viscera (collateral_cost) but takes them in"}
+    elif touch.any():
         keep = ~touch
         names = names_text(hit)
         base = {"hard": False, "excluded_zones": 0, "candidate_zones": int(len(C)), "structures": sorted(set(hit))}
         only = ~A[:, keep].any(axis=1)
         if only.any():
-            inside = within_margin_text(ctx, margin_mm)
             why = (f"no set of the {len(C)} candidate zones keeping {names} out covers tumour + {margin_mm:g} mm: "
-                   f"{100.0 * only.mean():.1f}% of its sample points lie only in zones that take one in"
-                   + (f" ({inside})" if inside else ""))
+                   f"{100.0 * only.mean():.1f}% of its sample points lie only in zones that take one in")
         else:
             try:
                 res = solve(E[keep], C[keep], U[keep], T[keep], None if track is None else track[keep],

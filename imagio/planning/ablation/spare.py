@@ -58,6 +58,10 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
                      if s.probes == 1 and s.id != setting.id and s.isotherm_c == setting.isotherm_c),
                     key=lambda s: s.volume_ml)
     settings = [setting, *others]
+    tried = {"settings": [s.id for s in settings], "positions": 0, "placed": 0}
+    inside = within_margin_text(ctx, margin)   # hollow viscera inside tumour + margin: no zone keeps them out
+    if inside:
+        return _none(placed, hv, device, margin, tried, hv.get("structures") or {}, f": {inside}")
     g = ctx.grid
     R = g.kji_to_ras(np.argwhere(ctx.regions[margin]).astype(float))    # tumour + margin voxel centres
     reach = max(s.zone_length_mm for s in settings)
@@ -77,7 +81,7 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
         for k in np.flatnonzero(cov & ~spare):
             hit_names.update(hn[touch[:, k]])
         cands += [(s, float(sh[k])) for k in np.flatnonzero(cov & spare)]
-    tried = {"settings": [s.id for s in settings], "positions": int(n_pos), "placed": 0}
+    tried["positions"] = int(n_pos)
     for s, shift in cands[:MAX_PLACEMENTS]:
         pp = place_on_path(plan, ctx, device, s, e, centre_ras=c + shift * u)
         tried["placed"] += 1
@@ -93,24 +97,25 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
             note = {"found": True, "setting": s.id, "shift_mm": shift, "text": text, "tried": tried}
             pp.hollow_viscus = note
             return pp, note
-    names = names_text(hit_names or (hv.get("structures") or {}).keys())
-    ids = ", ".join(tried["settings"])
-    what = (f"no setting of {device.name} ({ids}) at any zone position along this path (the centre up to half "
-            f"the zone's length either side of the target, every {SHIFT_STEP_MM:g} mm) covers the tumour with a "
-            f"{margin:g} mm margin")
-    inside = within_margin_text(ctx, margin)
-    if inside:
-        text = f"{what} without taking in {names}: {inside}"
-    elif covering == 0:
-        text = f"{what} at all, and the zone placed takes in {names}"
+    if covering == 0:
+        why = " (none covers it even taking it in)"
     elif not cands:
-        text = f"{what} without taking in {names}"
+        why = ""
     else:
-        text = (f"{what} without taking in {names} and with a placeable probe (the {len(cands)} zone(s) that would "
-                f"spare it on the grid's voxel centres: {tried['placed']} placed, each breaking a hard constraint "
-                "of the path or the criteria on evaluation)")
-    text += ": hydrodissection / artificial ascites, another path, or another modality"
+        why = (f" and with a placeable probe (the {len(cands)} zone(s) that would spare it on the grid's voxel "
+               f"centres: {tried['placed']} placed, each breaking a hard constraint of the path or the criteria on "
+               "evaluation)")
+    return _none(placed, hv, device, margin, tried, hit_names or (hv.get("structures") or {}).keys(), why)
+
+
+def _none(placed, hv: dict, device, margin: float, tried: dict, names, why: str):
+    """``placed`` with the note that no setting / position keeps the hollow viscera ``names`` out
+    (``why``: what follows "... without taking in <names>"), also the criterion's ``unavoidable``."""
+    text = (f"no setting of {device.name} ({', '.join(tried['settings'])}) at any zone position along this path "
+            f"(the centre up to half the zone's length either side of the target, every {SHIFT_STEP_MM:g} mm) "
+            f"covers the tumour with a {margin:g} mm margin without taking in {names_text(names)}{why}: "
+            "hydrodissection / artificial ascites, another path, or another modality")
     hv["unavoidable"] = text
-    note = {"found": False, "setting": setting.id, "shift_mm": 0.0, "text": text, "tried": tried}
+    note = {"found": False, "setting": tried["settings"][0], "shift_mm": 0.0, "text": text, "tried": tried}
     placed.hollow_viscus = note
     return placed, note
