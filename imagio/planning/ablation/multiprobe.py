@@ -44,8 +44,8 @@ from ...errors import ImagioError, InputError
 from ...world_order import order_rows, quantise_mm, thin_per_cell, world_order
 from .coverage import AblationContext, Coverage
 from .criteria import multi_probe
-from .hollow import hollow_points, names_text, within_margin_text
 from .devices import Device, Setting
+from .hollow import hollow_points, names_text, within_margin_text
 from .zones import Probe, zones
 
 SCORE_DECIMALS = 5      # path scores (float32, in [0, 1]) compared rounded to 1e-5: a float32 sum in
@@ -1561,8 +1561,9 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     the benchmark's baseline, review 43 M4); their time is ``timings_s["pair_swaps"]``.
     Hollow viscera (``no_hollow_viscus``, ablation_criteria.json: thermal perforation) are a
     constraint of the cover when it stays feasible: the candidate zones holding a hollow-viscus
-    voxel centre of the analysis grid (`hollow.hollow_points`, not the tumour's host organ) are
-    left out; when the rest covers no tumour + margin, or their cover fails (more than
+    voxel centre of the analysis grid (`hollow.hollow_points`) are
+    left out; when a hollow viscus lies inside tumour + margin (`hollow.within_margin_text`: no
+    zone set keeps it out), when the rest covers no tumour + margin, or their cover fails (more than
     ``max_probes``, no verified set), the cover of every zone is solved (hollow viscera weighed,
     ``collateral_cost``) and ``hollow_viscus`` says why (also the criterion's ``unavoidable``).
     A one-probe cover taking in a hollow viscus is replaced by such a cover of more probes when
