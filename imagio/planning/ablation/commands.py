@@ -79,7 +79,10 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
                       devices_file=None, progress=None, guarantee_margin: bool = False,
                       max_probes: int | None = None) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
-    the zone centre lands on the target), plus optionally a multi-probe plan (``guarantee_margin``:
+    the zone centre lands on the target; a zone taking in a hollow viscus is replaced by the
+    device's other setting or zone position along the same path that keeps it out, or says why
+    none does: `spare.spare_hollow_viscus`, the proposal's own ``setting`` then differs from the
+    asked one), plus optionally a multi-probe plan (``guarantee_margin``:
     probes added until the margin is proven, `multiprobe.plan_multiprobe`; at most ``max_probes``
     probes, default ablation_criteria.json multi_probe.max_probes; more fails as "needs N
     probes"): a JSON-able dict.
