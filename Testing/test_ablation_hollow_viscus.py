@@ -123,7 +123,11 @@ def test_a_zone_taking_in_colon_is_not_compliant(liver_beside_colon, tmp_path, c
                 assert crit["structures"]["colon"] == pytest.approx(colon_mine, rel=0.25, abs=0.1)
             said = [w for w in doc["warnings"] if w.startswith(f"proposal {sp['proposal']} ablation")
                     and "no hollow viscus in the zone: NOT MET" in w]
-            assert len(said) == 1 and "hydrodissection" in said[0] and "reposition the probe" in said[0], said
+            assert len(said) == 1 and "hydrodissection" in said[0], said
+            # what to do: reposition, or (the planner found no setting / position along the path keeping it
+            # out: test_ablation_hollow_spare) which criterion cannot be met with which
+            assert ("reposition the probe" in said[0] if "unavoidable" not in crit else
+                    crit["unavoidable"] in said[0] and "without taking in colon" in crit["unavoidable"]), said
         elif hollow_mine == 0.0 and not cov.get("unimaged"):
             assert crit["met"] is True
     assert n_hit >= 1

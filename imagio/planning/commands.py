@@ -346,7 +346,7 @@ def cmd_plan(args) -> int:
         sp = abl["single_probe"][0]
         c = sp["coverage"]
         bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
-        print(f"ablation {abl['device']} {abl['setting']} on the best path: tumour covered "
+        print(f"ablation {abl['device']} {sp.get('setting') or abl['setting']} on the best path: tumour covered "
               f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm"
               + (f" (NOT VERIFIABLE: {c['criteria']['minimal_ablative_margin']['not_verifiable']})"
                  if c["criteria"]["minimal_ablative_margin"].get("met", True) is None else "")
@@ -356,7 +356,8 @@ def cmd_plan(args) -> int:
                  if (c.get("unimaged") or {}).get("zone_ml") else "")
               + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
               + (" (INFEASIBLE probe placement: see the warnings)" if bad else "")
-              + hollow_viscus_clause(c))   # trial 96 F4
+              + hollow_viscus_clause(c)   # trial 96 F4
+              + (f"; {sp['hollow_viscus']['text']}" if (sp.get("hollow_viscus") or {}).get("found") else ""))
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))
         elif abl.get("multi_probe", {}).get("failed"):   # INFEASIBLE said where the plan is read, not only on stderr

@@ -79,7 +79,10 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
                       devices_file=None, progress=None, guarantee_margin: bool = False,
                       max_probes: int | None = None) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
-    the zone centre lands on the target), plus optionally a multi-probe plan (``guarantee_margin``:
+    the zone centre lands on the target; a zone taking in a hollow viscus is replaced by the
+    device's other setting or zone position along the same path that keeps it out, or says why
+    none does: `spare.spare_hollow_viscus`, the proposal's own ``setting`` then differs from the
+    asked one), plus optionally a multi-probe plan (``guarantee_margin``:
     probes added until the margin is proven, `multiprobe.plan_multiprobe`; at most ``max_probes``
     probes, default ablation_criteria.json multi_probe.max_probes; more fails as "needs N
     probes"): a JSON-able dict.
@@ -88,6 +91,7 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
     from ...jsonable import to_jsonable
     from .coverage import AblationContext
     from .devices import Device, get_device, load_catalogue
+    from .spare import spare_hollow_viscus
     from .multiprobe import place_on_path, plan_multiprobe
 
     dev = device if isinstance(device, Device) else get_device(device, load_catalogue(extra=devices_file))
@@ -106,7 +110,10 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
     singles = []
     for r, m in enumerate(result.proposals):
         pp = place_on_path(result, ctx, dev, s, m.entry_ras)
-        singles.append(pp)
+        singles.append(pp)   # the multi-probe cover's one-probe try: the asked setting's zone
+        # a zone taking in a hollow viscus: another setting or position along the path that keeps it out, or
+        # why none does (trial 96 F4; `spare.spare_hollow_viscus`)
+        pp, _ = spare_hollow_viscus(result, ctx, dev, s, m.entry_ras, placed=pp)
         d = pp.to_dict()
         d["proposal"] = r + 1
         d["isotherm_c"], d["zone_edge"] = out["isotherm_c"], out["zone_edge"]
@@ -371,6 +378,8 @@ def hollow_viscus_verdict(crit: dict) -> str:
     if c.get("met") is None:
         return f"NOT VERIFIABLE ({c.get('not_verifiable', '')})"
     names = ", ".join(f"{n} {v:.2f} mL" if v >= 0.005 else f"{n} < 0.01 mL" for n, v in (c.get("structures") or {}).items())
+    if c.get("unavoidable"):   # the planner searched settings and positions (`spare.spare_hollow_viscus`)
+        return f"NOT MET, the zone takes in {names} (thermal perforation, Mulier 2002; Kondo 2006): {c['unavoidable']}"
     return (f"NOT MET, the zone takes in {names} (thermal perforation, Mulier 2002; Kondo 2006): "
             f"{HOLLOW_VISCUS_FIX}")
 
@@ -576,9 +585,10 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
         out.extend(probe_doubts(what, probes, abl["tumour"], host_organ))
 
     for d in abl.get("single_probe", []):
+        dev_s = f"{abl['device']} {d.get('setting') or abl['setting']}"   # its own: `spare.spare_hollow_viscus`
         bad = [p for p in d.get("probes", []) if not p.get("feasible", True)]
         if bad:   # trial 32 H1: an infeasible probe's coverage was printed as the plan's, no word
-            out.append(f"proposal {d['proposal']} ablation ({dev}, one probe): the probe breaks "
+            out.append(f"proposal {d['proposal']} ablation ({dev_s}, one probe): the probe breaks "
                        f"{', '.join(bad[0].get('violations') or ['a hard constraint'])} (length "
                        f"{bad[0]['length_mm']:.1f} mm) even with its tip on the target: its coverage and margin "
                        "are not those of a placeable probe; choose another path or device")
@@ -586,8 +596,8 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
         if d.get("status_kind") in ("advanced_short", "advanced_short_image", "centred_graze"):   # review 42 L4: the kind, not the words
             # why the probe is not where the device table wants it, or a doubt on its track (trial 50 M1:
             # only plan.json's status said the fissure rule held the probe back)
-            out.append(f"proposal {d['proposal']} ablation ({dev}, one probe): {st.removeprefix('single probe, ')}")
-        zone_doubts_(f"proposal {d['proposal']} ablation ({dev}, one probe)", d["coverage"],
+            out.append(f"proposal {d['proposal']} ablation ({dev_s}, one probe): {st.removeprefix('single probe, ')}")
+        zone_doubts_(f"proposal {d['proposal']} ablation ({dev_s}, one probe)", d["coverage"],
                      # trial 92: the image's edge held the probe back; more probes or power are not the fix
                      ("image the tissue beyond the image's end the probe stops at (a longer scan or a wider "
                       "field of view) and plan again, or use --multi-probe, a larger setting or another path")

@@ -17,7 +17,10 @@ LARGE_NAME = "liver_tumor_large"
 
 def place_small(small_plan, progress=None):
     """The one-probe plan for the small tumour of ``small_plan`` (a feasible `planner.Plan`):
-    the best placement over the proposals of that plan made for the device's own shaft
+    the best placement (placeable first, then compliant, then the largest minimal ablative margin)
+    over the proposals of that plan made for the device's own shaft, each path's zone keeping
+    hollow viscera out where a setting of the device or a position along the path allows
+    (`spare.spare_hollow_viscus`; else said in the criterion)
     (`multiprobe.plan_for_probe`, as ``imagio plan --device`` and the Slicer module plan it: the
     clearances judged for the 13G antenna, not the needle plan's biopsy needle), as
     (`ProbePlan`, the context's `coverage.TumourOutline`: what `run` writes needs of the
@@ -30,7 +33,8 @@ def place_small(small_plan, progress=None):
     from ...progress import Progress
     from .coverage import AblationContext
     from .devices import get_device
-    from .multiprobe import place_on_path, plan_for_probe
+    from .spare import spare_hollow_viscus
+    from .multiprobe import plan_for_probe
 
     if small_plan is None or not small_plan.feasible:
         return None
@@ -41,11 +45,15 @@ def place_small(small_plan, progress=None):
     if not probe_plan.feasible:
         return {"tumour": small_plan.problem.target.name, "feasible": False, "report": probe_plan.report}
     ctx = AblationContext(probe_plan.problem.labels, probe_plan.problem.target.name)
-    placed = [place_on_path(probe_plan, ctx, dev, s, m.entry_ras) for m in probe_plan.proposals]
-    i = max(range(len(placed)), key=lambda k: (placed[k].probes[0].feasible, placed[k].coverage.mam_mm))
+    host = getattr(small_plan.problem.target, "organ", "") or ""
+    # each path's zone keeps hollow viscera out where a setting / position along it allows (trial 96 F4)
+    placed = [spare_hollow_viscus(probe_plan, ctx, dev, s, m.entry_ras)[0]
+              for m in probe_plan.proposals]
+    i = max(range(len(placed)), key=lambda k: (placed[k].probes[0].feasible, placed[k].coverage.compliant is not False,
+                                               placed[k].coverage.mam_mm))
     best = placed[i]
     best.from_proposal = i + 1
-    return best, ctx.outline(), getattr(small_plan.problem.target, "organ", "") or ""
+    return best, ctx.outline(), host
 
 
 def run(ct, labels, small_plan, out_dir, scene=None, progress=None, small=None) -> dict:
@@ -136,4 +144,4 @@ def _write(pp, ctx, out: Path, scene, needle, host_organ: str, single: bool = Fa
             "margin_covered_pct": c["margin_covered_pct"], "mam_mm": c["mam_mm"],
             "guaranteed_margin_mm": (d.get("margin_guarantee") or {}).get("guaranteed_margin_mm"),
             "all_paths_feasible": all(p["feasible"] for p in d["probes"]), "status": d["status"],
-            "criteria": c.get("criteria"), "warnings": d["warnings"]}
+            "criteria": c.get("criteria"), "hollow_viscus": d.get("hollow_viscus"), "warnings": d["warnings"]}

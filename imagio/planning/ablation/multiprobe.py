@@ -45,6 +45,7 @@ from ...world_order import order_rows, quantise_mm, thin_per_cell, world_order
 from .coverage import AblationContext, Coverage
 from .criteria import multi_probe
 from .devices import Device, Setting
+from .hollow import hollow_points, names_text, within_margin_text
 from .zones import Probe, zones
 
 SCORE_DECIMALS = 5      # path scores (float32, in [0, 1]) compared rounded to 1e-5: a float32 sum in
@@ -145,6 +146,8 @@ class ProbePlan:
     from_proposal: int | None = None       # multi-probe of one probe: the proposal (1-based) whose probe it is
     single_status_kind: str | None = None  # multi-probe of one probe: that single probe's status_kind (its doubts)
     single_status: str | None = None       # ... and its status (text for people)
+    hollow_viscus: dict | None = None      # keeping hollow viscera out (`spare.spare_hollow_viscus`'s note for one
+    # probe; for a cover: {"hard": whether the candidate zones taking one in were excluded, "text", ...})
 
     def __post_init__(self):
         if self.status_kind not in STATUS_KINDS:   # review 43 L4: programs read the kind, so it must be one
@@ -170,7 +173,7 @@ class ProbePlan:
             "status_kind": self.status_kind, "collateral": self.collateral,
             "margin_guarantee": self.margin_guarantee, "placement": self.placement,
             "from_proposal": self.from_proposal, "single_status_kind": self.single_status_kind,
-            "single_status": self.single_status,
+            "single_status": self.single_status, "hollow_viscus": self.hollow_viscus,
             "probes": [vars(p) for p in self.probes],
             "zones": [{"centre_ras": z.centre, "axis": z.axis, "length_mm": 2 * z.a_mm,
                        "diameter_mm": 2 * z.b_mm} for z in self._zones],
@@ -1529,7 +1532,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                     margin_mm: float = 5.0, max_probes: int | None = None, time_limit_s: float = 60.0,
                     dense_edge: bool = False, progress=None, solve_limit_s: float = 60.0,
                     guarantee_margin: bool = False, free_maps: bool = False, singles=None,
-                    spare_rounds: int = SPARE_ROUNDS) -> ProbePlan:
+                    spare_rounds: int = SPARE_ROUNDS, require_no_hollow_viscus: bool = False) -> ProbePlan:
     """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
     holds on the sample points; the returned ``coverage`` is measured on the analysis grid and
     ``margin_guarantee`` says whether `margin_check` proves the margin on it, and which margin
@@ -1556,7 +1559,16 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     final evaluation, the margin check), so that each starts from the memory still held, not
     from the last step's freed pages (issue 20); ``plan`` can then not score again.
     ``spare_rounds``: passes of the pair swaps that spare critical tissue (`_pair_swaps`; 0: none,
-    the benchmark's baseline, review 43 M4); their time is ``timings_s["pair_swaps"]``."""
+    the benchmark's baseline, review 43 M4); their time is ``timings_s["pair_swaps"]``.
+    Hollow viscera (``no_hollow_viscus``, ablation_criteria.json: thermal perforation) are a
+    constraint of the cover when it stays feasible: the candidate zones holding a hollow-viscus
+    voxel centre of the analysis grid (`hollow.hollow_points`) are
+    left out; when a hollow viscus lies inside tumour + margin (`hollow.within_margin_text`: no
+    zone set keeps it out), when the rest covers no tumour + margin, or their cover fails (more than
+    ``max_probes``, no verified set), the cover of every zone is solved (hollow viscera weighed,
+    ``collateral_cost``) and ``hollow_viscus`` says why (also the criterion's ``unavoidable``).
+    A one-probe cover taking in a hollow viscus is replaced by such a cover of more probes when
+    one exists. ``require_no_hollow_viscus``: no fallback (ImagioError instead), no one-probe try."""
     from ...progress import Progress
 
     prog = Progress(progress)
@@ -1573,9 +1585,32 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                          f"{setting.probes}-probe row: choose a single-probe setting of {device.name}")
     g = ctx.grid
     lb_vol = volume_bound(ctx.region_counts[margin_mm], g, setting)
-    one = one_probe_cover(plan, ctx, device, setting, margin_mm, guarantee_margin, singles)
+    one = None if require_no_hollow_viscus else one_probe_cover(plan, ctx, device, setting, margin_mm,
+                                                                  guarantee_margin, singles)
     if one is not None:
-        return _one_probe_plan(plan, ctx, device, setting, margin_mm, one, lb_vol, t0, prog)
+        hv1 = one[1].coverage.criteria.get("no_hollow_viscus") or {}
+        if hv1.get("met") is not False:
+            return _one_probe_plan(plan, ctx, device, setting, margin_mm, one, lb_vol, t0, prog)
+        # the one probe that covers takes in a hollow viscus: a cover of more probes keeping them out first
+        names = names_text((hv1.get("structures") or {}).keys())
+        try:
+            out = plan_multiprobe(plan, ctx, device, setting, margin_mm, max_probes, time_limit_s, dense_edge, progress,
+                                  solve_limit_s, guarantee_margin, free_maps, [], spare_rounds,
+                                  require_no_hollow_viscus=True)
+            if out.hollow_viscus:
+                out.hollow_viscus["text"] = (f"proposal {one[0] + 1}'s single probe covers tumour + {margin_mm:g} mm but "
+                                             f"takes in {names}; " + out.hollow_viscus["text"])
+            return out
+        except InputError:
+            raise
+        except ImagioError as e:
+            why = f"no cover of more probes keeping {names} out: {e}"
+        out = _one_probe_plan(plan, ctx, device, setting, margin_mm, one, lb_vol, t0, prog)
+        _hollow_note(out, {"hard": False, "excluded_zones": 0, "candidate_zones": 0,
+                           "structures": sorted((hv1.get("structures") or {}).keys()),
+                           "text": f"proposal {one[0] + 1}'s single probe covers tumour + {margin_mm:g} mm but takes in "
+                                   f"{names}, and {why}"})
+        return out
     target = np.asarray(plan.problem.target.point_ras, float)
     rows = _directions(plan.table, target, int(mp["max_directions"]), float(mp["min_direction_separation_deg"]))
     if len(rows) == 0:
@@ -1656,113 +1691,158 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
         raise ImagioError(f"no set of feasible probes covers tumour + {margin_mm:g} mm with {device.name} "
                           f"{setting.id}: {100 - sample_cov:.1f}% of it lies outside every candidate zone. "
                           "Choose a larger setting, a smaller margin, or relax the trajectory constraints")
-    # healthy tissue per zone: zone volume minus its overlap with the tumour (tumour lattice)
-    tl = _lattice_ras(ctx.tumour, g, step)
-    cell_ml = ctx.tumour_count * g.voxel_ml / max(len(tl), 1)
-    # inside_t = t^2 / (a + shrink)^2 + (|d|^2 - t^2) / (b + shrink)^2 <= 1, the same operations in
-    # the same order, computed in place: the (points, zones, 3) float64 offsets ``dt`` (45 MiB for
-    # the 45 mm demo tumour at 1.5 mm) are dropped once read, and the (points, zones) products
-    # are not held through the set cover and the margin check (issue 20)
-    dt = tl[:, None, :] - C[None]
-    tt = np.einsum("pzi,zi->pz", dt, U)
-    rr = np.einsum("pzi,pzi->pz", dt, dt)
-    del dt
-    tt *= tt
-    rr -= tt
-    rr /= (b + shrink) ** 2
-    tt /= (a + shrink) ** 2
-    tt += rr
-    del rr
-    inside_t = tt <= 1
-    del tt
-    healthy = np.round(np.maximum(setting.volume_ml - inside_t.sum(axis=0) * cell_ml, 0.0), 9)  # mL; rounded:
-    # cell_ml (a determinant) differs in the last bits for another axis order
-    del inside_t
-    host = getattr(plan.problem.target, "organ", "") or ""
-    trim()
-    extra = collateral_cost(ctx, C, U, a + shrink, b + shrink, host)   # critical tissue weighs more
-    healthy = healthy + extra
-    healthy_all = healthy.copy()
-    A, cols = reduce_cover(A, healthy, columns=not spaced)
-    spacing = Spacing.of(E[cols], T[cols], limit, track[cols], family[cols]) if spaced else None
-    nz = A.shape[1]
-    prog(0.65, f"multi-probe: set cover over {nz} zones and {A.shape[0]} sample points")
-    # fewest probes first, least healthy tissue second: cost 1 + eps * healthy, with eps so
-    # small that the healthy term of any max_probes-set stays below one probe
-    hc = healthy[cols]
-    eps = 1.0 / (max_probes * float(hc.max()) + 1.0) if hc.max() > 0 else 0.0
-    cost = 1.0 + eps * hc
-    trim()
-    mx = maximal_columns(A)   # the same LP optimum over the maximal zones
-    cons = [LinearConstraint(sparse.csr_matrix(A[:, mx], dtype=float), lb=1.0, ub=np.inf)]
-    lp = milp(np.ones(len(mx)), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(len(mx)))
-    lp_opt = float(lp.fun) if lp.status == 0 else None
-    def infeasible(proven_none: bool, limit_s: float | None = None) -> ImagioError:
-        # no set of probes that can be in place together; ``limit_s``: the solve had only what was
-        # left of ``time_limit_s`` (less than ``solve_limit_s``), so it may have stopped on time
-        n_ent = len(np.unique(quantise_mm(E), axis=0))
-        return ImagioError(
-            f"INFEASIBLE: no set of {device.name} {setting.id} probes covers tumour + {margin_mm:g} mm with each "
-            f"probe its own skin entry and every two shafts at least {limit:.2f} mm apart from entry to tip "
-            f"({device.modality}: the probes are in place at once; a shaft of {plan.problem.needle.diameter_mm:g} mm "
-            f"+ twice the placement uncertainty of {plan.problem.needle.uncertainty_mm:g} mm; ablation_criteria.json "
-            f"simultaneous_probe_spacing) among {n_ent} entries: "
-            + ("none exists among the candidate probes" if proven_none else
-               f"none found within {NODE_LIMIT} solver nodes"
-               + (f" or the {limit_s:.1f} s left of the {time_limit_s:g} s time limit" if limit_s is not None else "")
-               + " (not proven that none exists)")
-            + "; choose a larger setting or a smaller margin, or place the probes by hand")
+    def solve(E, C, U, T, track, family, A):
+        # one set cover over the candidate zones given (columns of A): (E, T, U, pick, proven, nz, lp_opt,
+        # spared, t_swaps, host); raises ImagioError when none is found within the limits
+        verified: dict = {j: True for j in range(len(E))} if spaced else {}
+        # healthy tissue per zone: zone volume minus its overlap with the tumour (tumour lattice)
+        tl = _lattice_ras(ctx.tumour, g, step)
+        cell_ml = ctx.tumour_count * g.voxel_ml / max(len(tl), 1)
+        # inside_t = t^2 / (a + shrink)^2 + (|d|^2 - t^2) / (b + shrink)^2 <= 1, the same operations in
+        # the same order, computed in place: the (points, zones, 3) float64 offsets ``dt`` (45 MiB for
+        # the 45 mm demo tumour at 1.5 mm) are dropped once read, and the (points, zones) products
+        # are not held through the set cover and the margin check (issue 20)
+        dt = tl[:, None, :] - C[None]
+        tt = np.einsum("pzi,zi->pz", dt, U)
+        rr = np.einsum("pzi,pzi->pz", dt, dt)
+        del dt
+        tt *= tt
+        rr -= tt
+        rr /= (b + shrink) ** 2
+        tt /= (a + shrink) ** 2
+        tt += rr
+        del rr
+        inside_t = tt <= 1
+        del tt
+        healthy = np.round(np.maximum(setting.volume_ml - inside_t.sum(axis=0) * cell_ml, 0.0), 9)  # mL; rounded:
+        # cell_ml (a determinant) differs in the last bits for another axis order
+        del inside_t
+        host = getattr(plan.problem.target, "organ", "") or ""
+        trim()
+        extra = collateral_cost(ctx, C, U, a + shrink, b + shrink, host)   # critical tissue weighs more
+        healthy = healthy + extra
+        healthy_all = healthy.copy()
+        A, cols = reduce_cover(A, healthy, columns=not spaced)
+        spacing = Spacing.of(E[cols], T[cols], limit, track[cols], family[cols]) if spaced else None
+        nz = A.shape[1]
+        prog(0.65, f"multi-probe: set cover over {nz} zones and {A.shape[0]} sample points")
+        # fewest probes first, least healthy tissue second: cost 1 + eps * healthy, with eps so
+        # small that the healthy term of any max_probes-set stays below one probe
+        hc = healthy[cols]
+        eps = 1.0 / (max_probes * float(hc.max()) + 1.0) if hc.max() > 0 else 0.0
+        cost = 1.0 + eps * hc
+        trim()
+        mx = maximal_columns(A)   # the same LP optimum over the maximal zones
+        cons = [LinearConstraint(sparse.csr_matrix(A[:, mx], dtype=float), lb=1.0, ub=np.inf)]
+        lp = milp(np.ones(len(mx)), constraints=cons, bounds=Bounds(0, 1), integrality=np.zeros(len(mx)))
+        lp_opt = float(lp.fun) if lp.status == 0 else None
+        def infeasible(proven_none: bool, limit_s: float | None = None) -> ImagioError:
+            # no set of probes that can be in place together; ``limit_s``: the solve had only what was
+            # left of ``time_limit_s`` (less than ``solve_limit_s``), so it may have stopped on time
+            n_ent = len(np.unique(quantise_mm(E), axis=0))
+            return ImagioError(
+                f"INFEASIBLE: no set of {device.name} {setting.id} probes covers tumour + {margin_mm:g} mm with each "
+                f"probe its own skin entry and every two shafts at least {limit:.2f} mm apart from entry to tip "
+                f"({device.modality}: the probes are in place at once; a shaft of {plan.problem.needle.diameter_mm:g} mm "
+                f"+ twice the placement uncertainty of {plan.problem.needle.uncertainty_mm:g} mm; ablation_criteria.json "
+                f"simultaneous_probe_spacing) among {n_ent} entries: "
+                + ("none exists among the candidate probes" if proven_none else
+                   f"none found within {NODE_LIMIT} solver nodes"
+                   + (f" or the {limit_s:.1f} s left of the {time_limit_s:g} s time limit" if limit_s is not None else "")
+                   + " (not proven that none exists)")
+                + "; choose a larger setting or a smaller margin, or place the probes by hand")
 
-    spared = False   # pair swaps searched a cover of that count sparing critical tissue
-    t_swaps = 0.0
-    if not guarantee_margin:
-        rejected = np.zeros(nz, bool)
+        spared = False   # pair swaps searched a cover of that count sparing critical tissue
+        t_swaps = 0.0
+        if not guarantee_margin:
+            rejected = np.zeros(nz, bool)
 
-        def accept(i: int) -> bool:   # column i of A independently verified (each path once)
-            j = int(cols[i])
-            if j not in verified:
-                verified[j] = ver.verify(E[j], T[j]).ok
-            rejected[i] |= not verified[j]
-            return verified[j]
+            def accept(i: int) -> bool:   # column i of A independently verified (each path once)
+                j = int(cols[i])
+                if j not in verified:
+                    verified[j] = ver.verify(E[j], T[j]).ok
+                rejected[i] |= not verified[j]
+                return verified[j]
 
-        for _ in range(20):   # the chosen paths re-checked independently; a rejected one is dropped
-            keep = np.flatnonzero(~rejected)
-            if not A[:, keep].any(axis=1).all():
-                raise ImagioError(f"no set of independently verified probes covers tumour + {margin_mm:g} mm")
-            left = max(time_limit_s - (time.perf_counter() - t1), 0.1)
-            sub, proven = _solve_cover(A[:, keep], cost[keep], min(solve_limit_s, left), lp_opt,
-                                       spacing=None if spacing is None else spacing.sub(keep))
-            if not len(sub):
-                raise infeasible(proven, left if left < solve_limit_s else None)
-            if extra[cols[keep[sub]]].sum() > 0 and spacing is None and spare_rounds > 0:   # pair swaps spare it
-                ts = time.perf_counter()
-                sub = _pair_swaps(A[:, keep], sub, cost[keep], extra[cols[keep]] > 0, rounds=int(spare_rounds))
-                t_swaps += time.perf_counter() - ts
-                spared = True
-            pick_r = keep[sub]
-            bad = [i for i in pick_r if not accept(i)]
-            if bad:   # each rejected probe replaced by a verified one that covers what only it covered
-                fixed = repair_cover(A, pick_r, bad, cost, accept, spacing)
-                if fixed is not None:
-                    pick_r, bad = fixed, []
-            if not bad:
-                break
-            rejected[bad] = True
-        pick = cols[pick_r]
-    else:   # a cover that proves the margin (lazy constraints)
-        eps_all = 1.0 / (max_probes * float(healthy_all.max()) + 1.0) if healthy_all.max() > 0 else 0.0
-        try:
-            pick, n_rows, proven, lp_g, rounds = _proven_cover(
-                ctx, margin_mm, C, U, setting, 1.0 + eps_all * healthy_all, verified,
-                lambda j: ver.verify(E[j], T[j]).ok, step, min(solve_limit_s, time_limit_s),
-                spacing=Spacing.of(E, T, limit, track, family) if spaced else None)
-        except SpacingInfeasible as e:
-            raise infeasible(e.proven) from None
-        if lp_g is not None:
-            lp_opt = lp_g
-    if len(pick) > max_probes:
-        raise ImagioError(f"covering tumour + {margin_mm:g} mm needs {len(pick)} probes > the allowed "
-                          f"{max_probes}; choose a larger setting or allow more probes (imagio plan --max-probes)")
+            for _ in range(20):   # the chosen paths re-checked independently; a rejected one is dropped
+                keep = np.flatnonzero(~rejected)
+                if not A[:, keep].any(axis=1).all():
+                    raise ImagioError(f"no set of independently verified probes covers tumour + {margin_mm:g} mm")
+                left = max(time_limit_s - (time.perf_counter() - t1), 0.1)
+                sub, proven = _solve_cover(A[:, keep], cost[keep], min(solve_limit_s, left), lp_opt,
+                                           spacing=None if spacing is None else spacing.sub(keep))
+                if not len(sub):
+                    raise infeasible(proven, left if left < solve_limit_s else None)
+                if extra[cols[keep[sub]]].sum() > 0 and spacing is None and spare_rounds > 0:   # pair swaps spare it
+                    ts = time.perf_counter()
+                    sub = _pair_swaps(A[:, keep], sub, cost[keep], extra[cols[keep]] > 0, rounds=int(spare_rounds))
+                    t_swaps += time.perf_counter() - ts
+                    spared = True
+                pick_r = keep[sub]
+                bad = [i for i in pick_r if not accept(i)]
+                if bad:   # each rejected probe replaced by a verified one that covers what only it covered
+                    fixed = repair_cover(A, pick_r, bad, cost, accept, spacing)
+                    if fixed is not None:
+                        pick_r, bad = fixed, []
+                if not bad:
+                    break
+                rejected[bad] = True
+            pick = cols[pick_r]
+        else:   # a cover that proves the margin (lazy constraints)
+            eps_all = 1.0 / (max_probes * float(healthy_all.max()) + 1.0) if healthy_all.max() > 0 else 0.0
+            try:
+                pick, n_rows, proven, lp_g, rounds = _proven_cover(
+                    ctx, margin_mm, C, U, setting, 1.0 + eps_all * healthy_all, verified,
+                    lambda j: ver.verify(E[j], T[j]).ok, step, min(solve_limit_s, time_limit_s),
+                    spacing=Spacing.of(E, T, limit, track, family) if spaced else None)
+            except SpacingInfeasible as e:
+                raise infeasible(e.proven) from None
+            if lp_g is not None:
+                lp_opt = lp_g
+        if len(pick) > max_probes:
+            raise ImagioError(f"covering tumour + {margin_mm:g} mm needs {len(pick)} probes > the allowed "
+                              f"{max_probes}; choose a larger setting or allow more probes (imagio plan --max-probes)")
+        return E, T, U, pick, proven, nz, lp_opt, spared, t_swaps, host
+
+    # hollow viscera (ablation_criteria.json no_hollow_viscus: thermal perforation) are kept out as a constraint
+    # of the cover when it stays feasible: the candidate zones taking in a hollow-viscus voxel centre of the
+    # analysis grid are left out; else the cover of every zone (hollow viscera weighed, collateral_cost), said
+    hv_note, res = None, None
+    inside = within_margin_text(ctx, margin_mm)   # hollow viscera inside tumour + margin: no cover keeps them out
+    touch, hit = (np.zeros(len(C), bool), []) if inside else _hollow_touch(ctx, C, U, a + shrink, b + shrink)
+    if inside:
+        if require_no_hollow_viscus:
+            raise ImagioError(inside)
+        hv_note = {"hard": False, "excluded_zones": 0, "candidate_zones": int(len(C)),
+                   "text": f"{inside}; the cover weighs hollow viscera (collateral_cost) but takes them in"}
+    elif touch.any():
+        keep = ~touch
+        names = names_text(hit)
+        base = {"hard": False, "excluded_zones": 0, "candidate_zones": int(len(C)), "structures": sorted(set(hit))}
+        only = ~A[:, keep].any(axis=1)
+        if only.any():
+            why = (f"no set of the {len(C)} candidate zones keeping {names} out covers tumour + {margin_mm:g} mm: "
+                   f"{100.0 * only.mean():.1f}% of its sample points lie only in zones that take one in")
+        else:
+            try:
+                res = solve(E[keep], C[keep], U[keep], T[keep], None if track is None else track[keep],
+                            None if family is None else family[keep], A[:, keep])
+                why = ""
+            except InputError:
+                raise
+            except ImagioError as e:
+                why = f"no cover keeping {names} out was found ({e})"
+        if res is not None:
+            hv_note = {**base, "hard": True, "excluded_zones": int(touch.sum()),
+                       "text": (f"hollow viscera kept out: the {int(touch.sum())} of {len(C)} candidate zones that "
+                                f"would take in {names} were left out of the cover (a constraint)")}
+        elif require_no_hollow_viscus:
+            raise ImagioError(why)
+        else:
+            hv_note = {**base, "text": f"{why}; the cover weighs hollow viscera (collateral_cost) but takes them in"}
+    if res is None:
+        res = solve(E, C, U, T, track, family, A)
+    E, T, U, pick, proven, nz, lp_opt, spared, t_swaps, host = res
     t2 = time.perf_counter()
     prog(0.9, f"multi-probe: {len(pick)} probes; re-checking and evaluating coverage")
     probes = [_placement(plan, E[i], T[i], checked=True) for i in pick]   # scored and verified
@@ -1779,6 +1859,7 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                     status_kind="cover_proven" if proven else "cover_not_proven")
     out.placement = probe_placement(device, E[pick], T[pick], limit)
     out.collateral = collateral_report(cov, len(pick), spared, host_organ=host)
+    _hollow_note(out, hv_note)
     trim()
     _margin_doubt(out, ctx, ells, margin_mm)
     out._zones = ells
@@ -1786,6 +1867,42 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
                      "evaluate": time.perf_counter() - t2, "total": time.perf_counter() - t0}
     prog(1.0, f"multi-probe: {len(pick)} probes ({lower_bound_words(out.lower_bound)})")
     return out
+
+
+def _hollow_touch(ctx: AblationContext, C: np.ndarray, U: np.ndarray, a_mm: float,
+                  b_mm: float) -> tuple[np.ndarray, list]:
+    """(touch, names): bool (len(C),) whether the zone of centre C, unit axis U, semi-axes a
+    along, b across (RAS mm) holds an analysis-grid voxel centre of a hollow viscus
+    (`hollow.hollow_points`, within the farthest zone's reach of the tumour), and the names of
+    the hollow viscera some zone holds. Vectorised over points, blocks of zones."""
+    touch = np.zeros(len(C), bool)
+    if not len(C):
+        return touch, []
+    kji = np.clip(np.rint(ctx.grid.ras_to_kji(C)).astype(int), 0, np.asarray(ctx.tumour_sdf.shape) - 1)
+    reach = max(float(np.max(ctx.tumour_sdf[tuple(kji.T)])), 0.0) + max(a_mm, b_mm) + float(np.max(ctx.grid.spacing_kji))
+    H, hn, _ = hollow_points(ctx, reach)
+    hit = np.zeros(len(H), bool)
+    if len(H):
+        for z0, z1, inside in _zone_blocks(H, C, U, a_mm, b_mm):
+            touch[z0:z1] = inside.any(axis=0)
+            hit |= inside.any(axis=1)
+    return touch, sorted(set(hn[hit]))
+
+
+def _hollow_note(out: ProbePlan, note: dict | None) -> None:
+    """``out.hollow_viscus`` = ``note``; when the zones still take in a hollow viscus, the
+    criterion's ``unavoidable`` says why (`commands.hollow_viscus_verdict`), and a cover that
+    excluded them but whose evaluated zones hold one says so."""
+    out.hollow_viscus = note
+    if not note:
+        return
+    hv = out.coverage.criteria.get("no_hollow_viscus") or {}
+    if note["hard"]:
+        out.status += "; " + note["text"]
+        if hv.get("met") is False:   # the grid grew past the points tested, or a tie on a voxel centre
+            note["text"] += ("; yet the evaluated zones take in " + names_text((hv.get("structures") or {}).keys()))
+    if hv.get("met") is False:
+        hv["unavoidable"] = note["text"] + ": hydrodissection / artificial ascites, another path, or another modality"
 
 
 def _margin_doubt(out: ProbePlan, ctx: AblationContext, ells, margin_mm: float) -> None:

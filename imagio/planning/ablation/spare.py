@@ -1,0 +1,121 @@
+"""One ablation probe on one path whose zone keeps hollow viscera out when a setting of the
+device or a position along the path allows it (`spare_hollow_viscus`; see `hollow`), as an
+interventional radiologist chooses them; else why none does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .criteria import value
+from .hollow import hollow_points, names_text, within_margin_text
+from .multiprobe import _zone_blocks, place_on_path
+
+SHIFT_STEP_MM = 2.0   # step of the zone centre's positions along the path (as multiprobe.ADVANCE_STEP_MM)
+MAX_PLACEMENTS = 12   # geometric candidates placed and evaluated (path re-checked, coverage on the grid)
+
+
+def zones_touch(P: np.ndarray, C: np.ndarray, U: np.ndarray, a_mm: float, b_mm: float) -> np.ndarray:
+    """Bool (len(P), len(C)): point p (RAS mm) inside the zone of centre C, unit axis U,
+    semi-axes a along, b across (mm): the voxel-centre test of `zones.rasterize`."""
+    out = np.zeros((len(P), len(C)), bool)
+    for z0, z1, inside in _zone_blocks(P, C, U, a_mm, b_mm):
+        out[:, z0:z1] = inside
+    return out
+
+
+def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, margin_mm: float | None = None):
+    """One probe on the path ``entry_ras`` -> the plan's target whose zone keeps hollow viscera
+    out when one can: (`multiprobe.ProbePlan`, note).
+
+    ``placed``: today's placement (`multiprobe.place_on_path` with ``setting``, zone centred on
+    the target), made here when None. When its zone takes in no hollow viscus (criterion met or
+    not verifiable), it is returned with note None. Otherwise the device's single-probe
+    settings with ``setting``'s isotherm (``setting`` first, then the others from the smallest
+    zone up) and the zone centre's positions along the same path (every `SHIFT_STEP_MM` up to
+    half the zone's length either way, the nearest to the target first) are tested on the
+    analysis grid's voxel centres: those whose zone holds all of tumour + ``margin_mm``
+    (default ``minimal_ablative_margin_mm``) and no hollow-viscus voxel (`hollow_points`) are
+    placed in that order (the path re-checked, `place_on_path`; at most `MAX_PLACEMENTS`) and
+    the first whose evaluated coverage is not non-compliant (tumour covered, margin, no hollow
+    viscus; `coverage.compliance` not False) with a placeable probe is returned. When none is,
+    ``placed`` is returned and the criterion gets ``unavoidable``: which criterion cannot be met
+    together with which ("no setting of emprint ... covers the tumour with a 5 mm margin without
+    taking in duodenum ..."), also in the note. The note: {"found", "setting", "shift_mm" (the
+    zone centre's shift along the path, + deeper), "text", "tried": {"settings", "positions",
+    "placed"}}."""
+    if placed is None:
+        placed = place_on_path(plan, ctx, device, setting, entry_ras)
+    hv = placed.coverage.criteria.get("no_hollow_viscus") or {}
+    if hv.get("met") is not False:
+        return placed, None
+    margin = float(value("minimal_ablative_margin_mm") if margin_mm is None else margin_mm)
+    if margin not in ctx.regions:
+        margin = min(ctx.regions, key=lambda m: abs(m - margin))
+    e = np.asarray(entry_ras, float)
+    c = np.asarray(plan.problem.target.point_ras, float)
+    u = (c - e) / np.linalg.norm(c - e)
+    others = sorted((s for s in device.settings.values()
+                     if s.probes == 1 and s.id != setting.id and s.isotherm_c == setting.isotherm_c),
+                    key=lambda s: s.volume_ml)
+    settings = [setting, *others]
+    tried = {"settings": [s.id for s in settings], "positions": 0, "placed": 0}
+    inside = within_margin_text(ctx, margin)   # hollow viscera inside tumour + margin: no zone keeps them out
+    if inside:
+        return _none(placed, hv, device, margin, tried, hv.get("structures") or {}, f": {inside}")
+    g = ctx.grid
+    R = g.kji_to_ras(np.argwhere(ctx.regions[margin]).astype(float))    # tumour + margin voxel centres
+    reach = max(s.zone_length_mm for s in settings)
+    H, hn, _ = hollow_points(ctx, reach)
+    cands, covering, hit_names, n_pos = [], 0, set(), 0
+    for s in settings:
+        half = 0.5 * s.zone_length_mm
+        sh = np.arange(-np.floor(half / SHIFT_STEP_MM), np.floor(half / SHIFT_STEP_MM) + 1) * SHIFT_STEP_MM
+        sh = sh[np.argsort(np.abs(sh), kind="stable")]
+        n_pos += len(sh)
+        C = c[None] + sh[:, None] * u[None]
+        U = np.repeat(u[None], len(sh), axis=0)
+        cov = zones_touch(R, C, U, half, 0.5 * s.zone_diameter_mm).all(axis=0)
+        touch = zones_touch(H, C, U, half, 0.5 * s.zone_diameter_mm) if len(H) else np.zeros((0, len(sh)), bool)
+        spare = ~touch.any(axis=0)
+        covering += int(cov.sum())
+        for k in np.flatnonzero(cov & ~spare):
+            hit_names.update(hn[touch[:, k]])
+        cands += [(s, float(sh[k])) for k in np.flatnonzero(cov & spare)]
+    tried["positions"] = int(n_pos)
+    for s, shift in cands[:MAX_PLACEMENTS]:
+        pp = place_on_path(plan, ctx, device, s, e, centre_ras=c + shift * u)
+        tried["placed"] += 1
+        crit = pp.coverage.criteria
+        if (pp.status_kind != "infeasible" and all(p.feasible for p in pp.probes) and pp.coverage.compliant is not False
+                and (crit.get("no_hollow_viscus") or {}).get("met") is not False):
+            where = "the zone centred on the target" if shift == 0 else (
+                f"the zone's centre {abs(shift):g} mm {'deeper than' if shift > 0 else 'short of'} the target along the path")
+            text = (f"the {device.name} {setting.id} zone centred on the target takes in "
+                    f"{names_text((hv.get('structures') or {}).keys())}; {s.id} with {where} covers the tumour "
+                    f"with a {margin:g} mm margin and keeps every hollow viscus out")
+            pp.status += f"; {text}"
+            note = {"found": True, "setting": s.id, "shift_mm": shift, "text": text, "tried": tried}
+            pp.hollow_viscus = note
+            return pp, note
+    if covering == 0:
+        why = " (none covers it even taking it in)"
+    elif not cands:
+        why = ""
+    else:
+        why = (f" and with a placeable probe (the {len(cands)} zone(s) that would spare it on the grid's voxel "
+               f"centres: {tried['placed']} placed, each breaking a hard constraint of the path or the criteria on "
+               "evaluation)")
+    return _none(placed, hv, device, margin, tried, hit_names or (hv.get("structures") or {}).keys(), why)
+
+
+def _none(placed, hv: dict, device, margin: float, tried: dict, names, why: str):
+    """``placed`` with the note that no setting / position keeps the hollow viscera ``names`` out
+    (``why``: what follows "... without taking in <names>"), also the criterion's ``unavoidable``."""
+    text = (f"no setting of {device.name} ({', '.join(tried['settings'])}) at any zone position along this path "
+            f"(the centre up to half the zone's length either side of the target, every {SHIFT_STEP_MM:g} mm) "
+            f"covers the tumour with a {margin:g} mm margin without taking in {names_text(names)}{why}: "
+            "hydrodissection / artificial ascites, another path, or another modality")
+    hv["unavoidable"] = text
+    note = {"found": False, "setting": tried["settings"][0], "shift_mm": 0.0, "text": text, "tried": tried}
+    placed.hollow_viscus = note
+    return placed, note
