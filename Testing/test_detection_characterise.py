@@ -4,6 +4,7 @@ outputs (nodule CSV in LPS, Slicer markups and segmentation) checked against the
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -303,7 +304,8 @@ def test_screening_report_names_a_low_probability_candidate_without_category(tmp
     s = scan_lung_rads(nods)
     # the category the report decides; a low-probability candidate measuring 3+ above it is named after
     # it as a condition ("; 4A if #k (score ...) is a nodule": trial 60 M3, detect24)
-    head, *cond, last = s["highest_lung_rads"].split("; ")
+    # clauses split at "; " outside parentheses (a candidate's own notes: "#5 (score 0.17; at the 3/4A size cut)")
+    head, *cond, last = re.split(r"; (?![^()]*\))", s["highest_lung_rads"])
     # the candidate that leaves it not decided is named in the headline too (detect25), after the
     # categories reached (trial 67)
     assert head == ">=2" and cond and all(c.endswith("is a nodule") for c in cond), s["highest_lung_rads"]

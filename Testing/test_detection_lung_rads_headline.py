@@ -18,6 +18,7 @@ report_probability_min, 0.34 since detect45; trial 63 read 0.34 against 0.4).
 
 from __future__ import annotations
 
+import pytest
 from conftest import screening_nodule as nod
 
 CLIP = "the outline was clipped to the detected blob's sphere"
@@ -490,3 +491,30 @@ def test_the_volume_category_is_given_beside_the_diameter_one_and_a_cut_says_bot
     assert "at_size_cut" not in clear["stratification"]["lung_rads"]
     assert clear["stratification"]["lung_rads"]["volume"]["category"] == "4A"
     assert scan_lung_rads([clear])["highest_lung_rads"] == "4A"
+
+
+@pytest.mark.parametrize("size, pixel, cat, other, side, dist, cut", [
+    (14.2, 1.5, "4A", "4B", "under", 0.8, 15.0),   # trial 99 F5: a 15.0 mm sphere on the 1.5 mm CTA read 14.2
+    (5.0, 1.5, "2", "3", "under", 1.0, 6.0),      # trial 99 F5: a 6.0 mm sphere read 5.0 mm, category 2
+    (15.6, 0.98, "4B", "4A", "over", 0.6, 15.0),
+    (14.2, 0.7, "4A", None, None, None, None),    # 0.8 mm under the cut: beyond one 0.7 mm pixel
+    (10.0, 1.5, "4A", None, None, None, None)])   # no cut within 1.5 mm of 10 mm
+def test_a_cut_within_one_pixel_of_the_mean_diameter_is_said(size, pixel, cat, other, side, dist, cut):
+    """New-user trial 99 F5: the cut flag looked one rounding step (0.1 mm) either side, while a
+    mean diameter measured on a pixel grid is uncertain by a pixel (each end by half of one): a
+    15.0 mm sphere measured 14.2 mm on 1.5 mm pixels read 4A with no word of 4B. The candidate's
+    in-plane pixel (`in_plane_mm`, written by `detection.characterise`) sets the window; the
+    category is the table's, never moved; the cut is independently the band limit of v2022."""
+    d = {"id": 1, "type": "solid", "mean_diameter_mm": size, "long_axis_mm": size, "size_uncertain": None,
+         "candidate": {"probability": 0.9}, "in_plane_mm": pixel}
+    from imagio.stratification.screening import size_cut_words, stratify
+
+    lr = stratify(d)["lung_rads"]
+    assert lr["category"] == cat
+    c = lr.get("at_size_cut")
+    if other is None:
+        assert c is None, c
+        return
+    assert (c["other_category"], c["side"], c["distance_mm"], c["cut_mm"]) == (other, side, dist, cut), c
+    assert f"within {round(pixel, 1):g} mm here" in c["note"]
+    assert size_cut_words(lr).startswith(f"{dist:g} mm {side} the {cut:g} mm mean diameter cut: may be {other}")

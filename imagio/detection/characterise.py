@@ -783,6 +783,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),
                  smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2),
+                 in_plane_mm=round(in_plane_mm, 3),   # the diameter's own uncertainty (lung_rads at_size_cut)
                  size_uncertain=uncertain, type_alternative=alt_type, **loc)
         why = not_assessable(ct, cand, mask, meas, clipped)
         if why:

@@ -41,7 +41,7 @@ def _band(bands, size, what: str = "mean diameter", why: list | None = None):
 
 
 def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
-             status: str = "baseline", _cut: bool = True) -> dict:
+             status: str = "baseline", _cut: bool = True, uncertainty_mm: float | None = None) -> dict:
     """Category and management (ACR Lung-RADS v2022, ``imagio/data/lungrads_v2022.json``).
 
     ``size_mm``: mean diameter (long + short axis) / 2 in mm, rounded to one decimal as Lung-RADS
@@ -51,7 +51,9 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
     component and 4B from 4 mm). Returns {category, management, source, size_mm,
     solid_component_mm}, and "at_size_cut" when the rounded mean diameter (or solid component)
     lies on a cut or one rounding step under it: {"what", "cut_mm", "side", "other_category" (the
-    category across the cut), "pair", "note"} (`at_size_cut`). Raises InputError for an invalid size, type or status."""
+    category across the cut), "pair", "note"} (`at_size_cut`; ``uncertainty_mm``: the
+    measurement's own uncertainty, e.g. one in-plane pixel, within which a cut counts). Raises
+    InputError for an invalid size, type or status."""
     if size_mm is None or size_mm <= 0 or size_mm > 300:
         raise InputError(f"nodule size {size_mm} mm is not a valid mean diameter")
     t = table()
@@ -92,49 +94,71 @@ def category(nodule_type: str, size_mm: float, solid_component_mm: float = 0.0,
            # a solid component is measured for a part-solid nodule only (trial 60 L2: "0.0 mm" for a
            # 55 mm solid nodule read as a measurement)
            "size_mm": size, "solid_component_mm": solid if nodule_type == "part_solid" else None}
-    cut = at_size_cut(nodule_type, size, solid, status, cat) if _cut else None
+    cut = at_size_cut(nodule_type, size, solid, status, cat, uncertainty_mm) if _cut else None
     if cut:
         out["at_size_cut"] = cut
     return out
 
 
-def at_size_cut(nodule_type: str, size: float, solid: float, status: str, cat: str) -> dict | None:
-    """Whether a category ``cat`` sits at a size cut: the category of the mean diameter ``size``
-    (or, for a part-solid nodule, the solid component ``solid``; both mm, already rounded) one
-    rounding step (``size_cut.step_mm`` of ``lungrads_v2022.json``) lower or higher differs.
-    Lung-RADS v2022 puts a value on the cut in the higher band, and the measurement's uncertainty
-    (of the order of the voxel size: section thickness, pixel spacing) is far larger than the
-    step, so the category across the cut is as likely (``size_cut``, with its sources). On the
-    cut (new-user trial 63 L2: lung1's nodule (17.39 + 12.60) / 2 = 14.995 -> 15.0 mm read 4B,
-    with no word that 14.9 mm would be 4A) and one step under it (trial 85 M2: the same nodule on
-    a DICOM whose orientation alone was turned 20 degrees measured 14.9 mm and read 4A, with no
-    word of 4B). Returns {"what": "mean diameter" | "solid component", "cut_mm", "side": "on" |
-    "under", "other_category" (across the cut), "pair" ("4A/4B": lower/higher), "note"} of the
-    first found (on before under), or None."""
+def at_size_cut(nodule_type: str, size: float, solid: float, status: str, cat: str,
+                uncertainty_mm: float | None = None) -> dict | None:
+    """Whether a category ``cat`` sits at a size cut: a cut lies between the mean diameter ``size``
+    (or, for a part-solid nodule, the solid component ``solid``; both mm, already rounded) and that
+    value moved by its uncertainty: one rounding step (``size_cut.step_mm`` of
+    ``lungrads_v2022.json``), or ``uncertainty_mm`` when larger (the measurement's own: each end of a
+    diameter measured on a pixel grid is uncertain by half a pixel, so the diameter by one pixel;
+    new-user trial 99 F5: a 15.0 mm sphere on the 1.5 mm chest CTA measured 14.2 mm, 4A, with no
+    word of 4B). Lung-RADS v2022 puts a value on the cut in the higher band, and the measurement's
+    uncertainty (section thickness, pixel spacing) is far larger than the step, so the category
+    across the cut is as likely (``size_cut``, with its sources). On the cut (new-user trial 63 L2:
+    lung1's nodule (17.39 + 12.60) / 2 = 14.995 -> 15.0 mm read 4B, with no word that 14.9 mm would
+    be 4A) and one step under it (trial 85 M2: the same nodule on a DICOM whose orientation alone
+    was turned 20 degrees measured 14.9 mm and read 4A, with no word of 4B). Returns {"what": "mean
+    diameter" | "solid component", "cut_mm", "side": "on" | "over" | "under", "distance_mm" (from
+    the cut), "other_category" (across the cut), "pair" ("4A/4B": lower/higher), "note"} of the
+    nearest cut found (on/over before under), or None."""
     step = float(table()["size_cut"]["step_mm"])
-    for side, d in (("on", -step), ("under", step)):
-        for what, s2, c2 in (("mean diameter", size + d, solid), ("solid component", size, solid + d)):
-            if s2 <= 0 or c2 < 0 or (what == "solid component" and nodule_type != "part_solid"):
-                continue
-            try:
-                other = category(nodule_type, rounded_mm(s2), rounded_mm(c2), status, _cut=False)["category"]
-            except InputError:   # beyond the table's sizes
-                continue
-            if other == cat:
+    u = max(step, round(float(uncertainty_mm or 0.0), 1))
+    n_steps = int(round(u / step))
+    best = None
+    for sign in (-1, 1):   # a cut at or below the value (on / over), then above it (under)
+        for what in ("mean diameter", "solid component"):
+            if what == "solid component" and nodule_type != "part_solid":
                 continue
             mm = size if what == "mean diameter" else solid
-            cut_mm = round(mm + (step if side == "under" else 0.0), 1)
-            lo, hi = (other, cat) if side == "on" else (cat, other)
-            where = (f"is on the {cut_mm:g} mm cut" if side == "on"
-                     else f"is {step:g} mm under the {cut_mm:g} mm cut")
-            rule = ("Lung-RADS v2022 rounds it to one decimal and puts a value on the cut in the higher category, but"
-                    if side == "on" else "Lung-RADS v2022 rounds it to one decimal, but")
-            return {"what": what, "cut_mm": cut_mm, "side": side, "other_category": other, "pair": f"{lo}/{hi}",
-                    "note": f"{what} {mm:.1f} mm {where} between Lung-RADS {lo} and {hi}: {rule} a size measured on a "
-                            "voxel grid is uncertain by about a voxel (section thickness, pixel spacing), so "
-                            f"{other} is as likely; measure it on the images (lungrads_v2022.json size_cut: ACR "
-                            "Lung-RADS v2022; Fleischner Society, Bankier 2017)"}
-    return None
+            for k in range(1, n_steps + 1):   # at most uncertainty / 0.1 mm table look-ups
+                v = round(mm + sign * k * step, 1)
+                s2, c2 = (v, solid) if what == "mean diameter" else (size, v)
+                if s2 <= 0 or c2 < 0:
+                    break
+                try:
+                    other = category(nodule_type, rounded_mm(s2), rounded_mm(c2), status, _cut=False)["category"]
+                except InputError:   # beyond the table's sizes
+                    break
+                if other == cat:
+                    continue
+                cut_mm = round(mm - (k - 1) * step, 1) if sign < 0 else v
+                dist = round(abs(mm - cut_mm), 1)
+                if best is None or dist < best[0]:
+                    best = (dist, what, mm, cut_mm, other, sign)
+                break
+        if best is not None and best[5] < 0 and best[0] == 0.0:
+            break   # on the cut: nothing nearer
+    if best is None:
+        return None
+    dist, what, mm, cut_mm, other, sign = best
+    side = "on" if dist == 0.0 else ("over" if sign < 0 else "under")
+    lo, hi = (other, cat) if sign < 0 else (cat, other)
+    where = f"is on the {cut_mm:g} mm cut" if side == "on" else f"is {dist:g} mm {side} the {cut_mm:g} mm cut"
+    rule = ("Lung-RADS v2022 rounds it to one decimal and puts a value on the cut in the higher category, but"
+            if side == "on" else "Lung-RADS v2022 rounds it to one decimal, but")
+    within = f", within {u:g} mm here" if dist > step else ""
+    return {"what": what, "cut_mm": cut_mm, "side": side, "distance_mm": dist, "other_category": other,
+            "pair": f"{lo}/{hi}",
+            "note": f"{what} {mm:.1f} mm {where} between Lung-RADS {lo} and {hi}: {rule} a size measured on a "
+                    f"voxel grid is uncertain by about a voxel (section thickness, pixel spacing{within}), so "
+                    f"{other} is as likely; measure it on the images (lungrads_v2022.json size_cut: ACR "
+                    "Lung-RADS v2022; Fleischner Society, Bankier 2017)"}
 
 
 def volume_category(nodule_type: str, volume_mm3: float, status: str = "baseline") -> str | None:

@@ -175,7 +175,9 @@ def lung_rads(nodule: dict) -> dict:
     if kind not in ("solid", "part_solid", "nonsolid"):
         return _refuse("lung_rads", f"nodule type {t!r} not assessed", src, "not_in_table")
     try:
-        r = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0)
+        # the cut within the measurement's own uncertainty: one in-plane pixel (trial 99 F5)
+        r = lungrads.category(kind, size, nodule.get("solid_component_mm") or 0.0,
+                              uncertainty_mm=nodule.get("in_plane_mm"))
     except InputError as e:
         return _refuse("lung_rads", str(e), src, "not_in_table")
     # the volumetric category beside the diameter's (Lung-RADS v2022 gives both; trial 96 F3), with the
@@ -267,7 +269,8 @@ def size_cut_words(lr: dict) -> str:
         return (f"volume within its uncertainty of the {cut['cut_mm3']} mm3 cut: {volume_words(lr)}, "
                 f"may be {cut['other_category']}")
     vol = f"; {volume_words(lr)}" if lr.get("volume") else ""
-    return f"{cut['side']} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}{vol}"
+    where = cut["side"] if cut.get("distance_mm", 0.0) <= 0.1 else f"{cut['distance_mm']:g} mm {cut['side']}"
+    return f"{where} the {cut['cut_mm']:g} mm {cut['what']} cut: may be {cut['other_category']}{vol}"
 
 
 def volume_words(lr: dict) -> str:
