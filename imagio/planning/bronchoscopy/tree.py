@@ -326,17 +326,58 @@ def _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     kji = verts / sp
     if at_start:
         kji[:, axis] -= n_pad
-    # drop the extension: the tree starts at the mask's top slice
+    # drop the extension: the tree starts at the mask's top slice. Where the skeleton joins pieces
+    # of the tree only through the extension (a scan starting a few mm above the carina: the path
+    # to one lung's airways met the trachea's above the image; new-user trial 99 F0, the left
+    # lung's airways were dropped with it), the extension's vertices on the paths between them
+    # are kept, laid onto the top slice (the extension repeats that slice: they stay in its lumen)
     inside = (kji[:, axis] > -0.5) & (kji[:, axis] < crop.shape[axis] - 0.5)
-    keep = np.flatnonzero(inside)
-    remap = -np.ones(len(kji), np.int64)
-    remap[keep] = np.arange(len(keep))
-    edges = remap[edges]
-    edges = edges[(edges >= 0).all(axis=1)]
-    kji = kji[keep]
+    kji, edges = _link_through_top(kji, edges, inside, axis, 0 if at_start else crop.shape[axis] - 1)
     ik = np.clip(np.rint(kji).astype(int), 0, np.array(crop.shape) - 1)
     radius = dbf[ik[:, 0], ik[:, 1], ik[:, 2]].astype(float)
     return airways.kji_to_world(kji + lo), radius, edges
+
+
+def _link_through_top(kji: np.ndarray, edges: np.ndarray, inside: np.ndarray, axis: int, top: int):
+    """(vertices [M, 3], edges [F, 2]) of the skeleton (``kji`` [N, 3] float indices of the crop,
+    ``edges`` [E, 2]) without its extension's vertices (``~inside``), except those on the skeleton's
+    paths between inside vertices, which are moved onto the ``top`` slice of array ``axis``: the
+    extension's spurs (vertices that lead to no inside vertex, pruned leaf by leaf) go, the links
+    the skeleton made above the image between pieces of the tree stay. Vertices that land on one
+    voxel are merged."""
+    n = len(kji)
+    keep = inside.copy()
+    ext = ~inside
+    alive = np.ones(n, bool)
+    while True:   # prune the extension's leaves until each extension vertex lies between two others
+        e = edges[alive[edges[:, 0]] & alive[edges[:, 1]]]
+        deg = np.bincount(e.ravel(), minlength=n)
+        leaf = ext & alive & (deg <= 1)
+        if not leaf.any():
+            break
+        alive &= ~leaf
+    link = ext & alive
+    if link.any():
+        # only an extension piece that touches the inside at two or more places links anything
+        keep |= link
+        kji = kji.copy()
+        kji[link, axis] = float(top)
+        vox = np.rint(kji[link]).astype(np.int64)
+        _, first, inv = np.unique(vox, axis=0, return_index=True, return_inverse=True)
+        ids = np.flatnonzero(link)
+        merge = np.arange(n)
+        merge[ids] = ids[first[inv.ravel()]]
+        edges = merge[edges]
+        edges = edges[edges[:, 0] != edges[:, 1]]
+        keep &= merge == np.arange(n)
+    idx = np.flatnonzero(keep)
+    remap = -np.ones(n, np.int64)
+    remap[idx] = np.arange(len(idx))
+    edges = remap[edges]
+    edges = edges[(edges >= 0).all(axis=1)]
+    if len(edges):
+        edges = np.unique(np.sort(edges, axis=1), axis=0)
+    return kji[idx], edges
 
 
 def _lr_axis(vol: Volume) -> int:
