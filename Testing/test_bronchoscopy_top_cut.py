@@ -1,0 +1,82 @@
+"""A scan that starts a few mm above the carina keeps the whole connected airway in the tree
+(new-user trial 99 F0, HIGH: the chest CTA and its airway mask cut 7-9 mm above the carina gave a
+tree of half the branches, the left lung's airways dropped without a word, though the cut mask is
+one 26-connected piece; the route then went into the right lung). The skeleton is traced on the
+mask continued upwards (`tree._extend_top`); its paths to the two lungs met above the image, and
+dropping that extension split the centreline in two, the smaller half lost.
+
+Checked independently of the tree's internals: every voxel of the cut mask's 26-connected piece
+lies within the widest lumen's diameter (twice the mask's largest wall distance, its own EDT) of a
+centreline point, and both main bronchi are named. Cuts at 3-9 mm above the carina (the
+carina's height: the phantom's own trachea label; for the ATM mask, the trachea's end in the tree
+of the uncut mask), in the storage as given and permuted and flipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cc3d
+import edt
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from test_bronchoscopy_storage import _stored
+
+from imagio import io, phantom
+from imagio.planning import bronchoscopy as B
+from imagio.volume import as_ras_canonical
+
+ATM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "atm22-airways"
+
+
+def _cut(vol, mask, s_max):
+    """``mask`` with every voxel above world S ``s_max`` (mm) removed (the image's top cut there)."""
+    k, j, i = np.indices(mask.shape)
+    A = np.asarray(vol.ijk_to_ras, float)
+    S = A[2, 0] * i + A[2, 1] * j + A[2, 2] * k + A[2, 3]
+    return mask & (S <= s_max)
+
+
+def _check_whole(vol, mask):
+    tree = B.extract_tree(vol, mask, root_check=False)
+    cc = cc3d.connected_components(mask, connectivity=26)
+    piece = cc == int(np.argmax(np.bincount(cc.ravel())[1:])) + 1
+    widest = 2.0 * float(edt.edt(piece, anisotropy=tuple(float(s) for s in vol.spacing_kji), black_border=False).max())
+    d = cKDTree(tree.points).query(vol.kji_to_world(np.argwhere(piece).astype(float)))[0]
+    assert d.max() <= widest, (d.max(), widest, np.count_nonzero(d > widest))
+    names = {b.name for b in tree.branches}
+    assert {"left_main_bronchus", "right_main_bronchus"} <= names, sorted(n for n in names if n)
+    return tree
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom.generate(spacing=1.5, seed=0)
+
+
+@pytest.mark.parametrize("above_mm", [3.0, 6.0, 9.0])
+def test_phantom_cut_above_the_carina_keeps_both_lungs(ph, above_mm):
+    L = ph.labels
+    inv = {n: v for v, n in L.labels.items()}
+    carina_s = float(L.kji_to_world(np.argwhere(L.array == inv["trachea"]).astype(float))[:, 2].min())
+    mask = _cut(L, B.airway_mask(L), carina_s + above_mm)
+    _check_whole(L.with_array(mask.astype(np.uint8)), mask)
+    stored = _stored(L, mask, (2, 0, 1), (True, False, True))
+    _check_whole(stored, stored.array > 0)
+
+
+@pytest.mark.data
+def test_atm_cut_above_the_carina_keeps_both_lungs():
+    f = ATM / "ATM_307_0000_pred_YangLab.nii.gz"
+    if not f.exists():
+        pytest.skip(f"{f} not available")
+    vol = as_ras_canonical(io.read_labels(f))[0]
+    mask = vol.array > 0
+    full = B.extract_tree(vol, mask, root_check=False)
+    tr = [i for b in full.branches if b.name == "trachea" for i in b.point_ids]
+    carina_s = float(full.points[max(tr, key=lambda i: full.dist_from_root[i]), 2])
+    for above in (3.0, 7.0):
+        cut = _cut(vol, mask, carina_s + above)
+        _check_whole(vol.with_array(cut.astype(np.uint8)), cut)
+    flipped = _stored(vol, cut, (0, 1, 2), (False, True, True))
+    _check_whole(flipped, flipped.array > 0)
