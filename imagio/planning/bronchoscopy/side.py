@@ -117,9 +117,11 @@ def wrong_lung(route_end, target_centre, labels=None, tree=None) -> str:
     if sides is None or None in sides or sides[0] == sides[1]:
         return ""
     e = np.round(np.asarray(route_end, float), 1).tolist()
+    why = getattr(tree, "unjoined_note", "") if tree is not None else ""
     return (f"the route ends in the {sides[0]} lung (RAS {e}) but the target lies in the {sides[1]} lung (by "
             f"{how}): the airway tree misses the target lung's airways or the inputs disagree; the route is "
-            f"not planned. Check that the airway mask holds both main bronchi and the scan starts above the carina")
+            "not planned" + (f" ({why})" if why else "") +
+            ". Check that the airway mask holds both main bronchi and the scan starts above the carina")
 
 
 def require_same_lung(route_end, target_centre, labels=None, tree=None) -> None:

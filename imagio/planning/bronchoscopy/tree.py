@@ -305,8 +305,39 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     if leaks:
         label(tree, lobes)  # names from the airways only
     tree.warnings += _gap_warnings(tree, gaps, airways, lo, leaks)
+    tree.warnings += _unjoined_warning(tree, crop, lo, airways)
     prog(1.0, "airway tree")
     return tree
+
+
+def _unjoined_warning(tree: AirwayTree, crop: np.ndarray, lo, vol: Volume) -> list[str]:
+    """[] or one warning naming the part of the connected airway mask (``crop`` [k, j, i] bool,
+    offset ``lo`` on ``vol``'s grid) whose centreline is not joined to the tree
+    (``tree.dropped_points``, RAS mm): its volume (mL: the mask voxels nearer to that centreline
+    than to the tree's), side (of the root's R) and centre. The centreline is traced on the mask
+    continued above the image (`_extend_top`); where its paths to two parts of the tree meet only
+    there (a scan starting a few mm above the carina), the part joined above the image is not
+    in the tree (new-user trial 99 F0: the chest CTA cut 7-9 mm above the carina lost its left
+    lung's airways without a word). Parts under ``gap.min_piece_ml`` (airway_limits.json) are not said."""
+    from scipy.spatial import cKDTree
+
+    from .mask_checks import limits
+
+    lost = getattr(tree, "dropped_points", None)
+    if lost is None or not len(lost):
+        return []
+    w = vol.kji_to_world(np.argwhere(crop) + lo)
+    owner = cKDTree(np.vstack([tree.points, lost])).query(w)[1] >= len(tree.points)
+    ml = float(np.count_nonzero(owner)) * float(np.prod(vol.spacing_kji)) / 1000.0
+    if not owner.any() or ml < float(limits()["gap"]["min_piece_ml"]):
+        return []
+    c = w[owner].mean(axis=0)
+    side = "left" if c[0] < tree.points[tree.root][0] else "right"
+    tree.unjoined_ml = round(ml, 2)
+    tree.unjoined_note = (f"{ml:.2f} mL of the connected airway mask ({side} of the trachea, centred at RAS "
+            f"{np.round(c, 1).tolist()}) is left out of the airway tree: its centreline joins the tree only above "
+            "the image's top (a scan starting at or just above the carina); its airways are not planned")
+    return [tree.unjoined_note]
 
 
 def _ext_to_world(airways: Volume, lo, axis: int, n_pad: int, at_start: bool):
@@ -326,58 +357,17 @@ def _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     kji = verts / sp
     if at_start:
         kji[:, axis] -= n_pad
-    # drop the extension: the tree starts at the mask's top slice. Where the skeleton joins pieces
-    # of the tree only through the extension (a scan starting a few mm above the carina: the path
-    # to one lung's airways met the trachea's above the image; new-user trial 99 F0, the left
-    # lung's airways were dropped with it), the extension's vertices on the paths between them
-    # are kept, laid onto the top slice (the extension repeats that slice: they stay in its lumen)
+    # drop the extension: the tree starts at the mask's top slice
     inside = (kji[:, axis] > -0.5) & (kji[:, axis] < crop.shape[axis] - 0.5)
-    kji, edges = _link_through_top(kji, edges, inside, axis, 0 if at_start else crop.shape[axis] - 1)
+    keep = np.flatnonzero(inside)
+    remap = -np.ones(len(kji), np.int64)
+    remap[keep] = np.arange(len(keep))
+    edges = remap[edges]
+    edges = edges[(edges >= 0).all(axis=1)]
+    kji = kji[keep]
     ik = np.clip(np.rint(kji).astype(int), 0, np.array(crop.shape) - 1)
     radius = dbf[ik[:, 0], ik[:, 1], ik[:, 2]].astype(float)
     return airways.kji_to_world(kji + lo), radius, edges
-
-
-def _link_through_top(kji: np.ndarray, edges: np.ndarray, inside: np.ndarray, axis: int, top: int):
-    """(vertices [M, 3], edges [F, 2]) of the skeleton (``kji`` [N, 3] float indices of the crop,
-    ``edges`` [E, 2]) without its extension's vertices (``~inside``), except those on the skeleton's
-    paths between inside vertices, which are moved onto the ``top`` slice of array ``axis``: the
-    extension's spurs (vertices that lead to no inside vertex, pruned leaf by leaf) go, the links
-    the skeleton made above the image between pieces of the tree stay. Vertices that land on one
-    voxel are merged."""
-    n = len(kji)
-    keep = inside.copy()
-    ext = ~inside
-    alive = np.ones(n, bool)
-    while True:   # prune the extension's leaves until each extension vertex lies between two others
-        e = edges[alive[edges[:, 0]] & alive[edges[:, 1]]]
-        deg = np.bincount(e.ravel(), minlength=n)
-        leaf = ext & alive & (deg <= 1)
-        if not leaf.any():
-            break
-        alive &= ~leaf
-    link = ext & alive
-    if link.any():
-        # only an extension piece that touches the inside at two or more places links anything
-        keep |= link
-        kji = kji.copy()
-        kji[link, axis] = float(top)
-        vox = np.rint(kji[link]).astype(np.int64)
-        _, first, inv = np.unique(vox, axis=0, return_index=True, return_inverse=True)
-        ids = np.flatnonzero(link)
-        merge = np.arange(n)
-        merge[ids] = ids[first[inv.ravel()]]
-        edges = merge[edges]
-        edges = edges[edges[:, 0] != edges[:, 1]]
-        keep &= merge == np.arange(n)
-    idx = np.flatnonzero(keep)
-    remap = -np.ones(n, np.int64)
-    remap[idx] = np.arange(len(idx))
-    edges = remap[edges]
-    edges = edges[(edges >= 0).all(axis=1)]
-    if len(edges):
-        edges = np.unique(np.sort(edges, axis=1), axis=0)
-    return kji[idx], edges
 
 
 def _lr_axis(vol: Volume) -> int:
@@ -512,6 +502,7 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     parent[root] = -1
     # keep the root's component only (kimimaro returns one skeleton per label; be safe)
     keep = np.flatnonzero(reach)
+    dropped = pts[~reach].copy()   # centreline the tree leaves out (`_unjoined_warning`)
     remap = -np.ones(n, np.int64)
     remap[keep] = np.arange(len(keep))
     pts, radius, dist = pts[keep], radius[keep], dist[keep]
@@ -528,6 +519,7 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     branches, branch_of = _split_branches(pts, radius, parent, root, alive)
     branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of, alive=alive)
     tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root, voxel_mm=voxel_mm)
+    tree.dropped_points = dropped
     _smooth_radius(tree)
     label(tree, lobes)
     return tree
