@@ -209,7 +209,8 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
     read along every tunnel for unlabelled dense tissue (`tunnel.plan_tunnels`). Without
     ``vessels`` (a label map with lungs but no lung-vessel label) and without ``ct``, the tunnels'
     vessel clearance is not checked: the plan warns, and the clearances are None. Raises
-    InputError for a target outside the lungs. ``others``: label Volume (the structures) whose
+    InputError for a target outside the lungs, and for a route that ends in the other lung than the
+    target (`side.require_same_lung`: by the lungs of ``others`` or ``lobes``, else the carina). ``others``: label Volume (the structures) whose
     lesions other than the target every tunnel keeps clear of (`tunnel.other_lesions`; listed
     in a warning)."""
     from .flythrough import camera_path
@@ -217,12 +218,15 @@ def plan(tree: AirwayTree, target: Target, scope="thin", tolerance_mm=None, lung
     if lungs is not None and not _in_lung(target, lungs):
         raise InputError(_outside_lung_message(target, lungs, ct))
     from .mask_checks import unchecked_reach, wall_less_runs
+    from .side import require_same_lung
 
     rmin = route_min_diameter(tree)
     warnings = list(getattr(tree, "warnings", [])) + list(getattr(tree, "naming_warnings", []))
     route = plan_route(tree, target, scope, tolerance_mm, reach=rmin, lobes=lobes)
     tree, route, doubts = _check_on_ct(tree, route, target, ct,
                                        lambda t: plan_route(t, target, scope, tolerance_mm, reach=rmin, lobes=lobes))
+    # an independent guard: a route never leads into the other lung than its target's (trial 99 F0)
+    require_same_lung(route.end_ras, target.centre, others if others is not None else lobes, tree)
 
     def verified(r: Route) -> bool:   # the CT shows the airway a catalogue scope's 'reached' rests on
         return ct is None or not (wall_less_runs(tree, r.point_ids, ct) or unchecked_reach(tree, r, ct))

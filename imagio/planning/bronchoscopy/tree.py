@@ -305,8 +305,39 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     if leaks:
         label(tree, lobes)  # names from the airways only
     tree.warnings += _gap_warnings(tree, gaps, airways, lo, leaks)
+    tree.warnings += _unjoined_warning(tree, crop, lo, airways)
     prog(1.0, "airway tree")
     return tree
+
+
+def _unjoined_warning(tree: AirwayTree, crop: np.ndarray, lo, vol: Volume) -> list[str]:
+    """[] or one warning naming the part of the connected airway mask (``crop`` [k, j, i] bool,
+    offset ``lo`` on ``vol``'s grid) whose centreline is not joined to the tree
+    (``tree.dropped_points``, RAS mm): its volume (mL: the mask voxels nearer to that centreline
+    than to the tree's), side (of the root's R) and centre. The centreline is traced on the mask
+    continued above the image (`_extend_top`); where its paths to two parts of the tree meet only
+    there (a scan starting a few mm above the carina), the part joined above the image is not
+    in the tree (new-user trial 99 F0: the chest CTA cut 7-9 mm above the carina lost its left
+    lung's airways without a word). Parts under ``gap.min_piece_ml`` (airway_limits.json) are not said."""
+    from scipy.spatial import cKDTree
+
+    from .mask_checks import limits
+
+    lost = getattr(tree, "dropped_points", None)
+    if lost is None or not len(lost):
+        return []
+    w = vol.kji_to_world(np.argwhere(crop) + lo)
+    owner = cKDTree(np.vstack([tree.points, lost])).query(w)[1] >= len(tree.points)
+    ml = float(np.count_nonzero(owner)) * float(np.prod(vol.spacing_kji)) / 1000.0
+    if not owner.any() or ml < float(limits()["gap"]["min_piece_ml"]):
+        return []
+    c = w[owner].mean(axis=0)
+    side = "left" if c[0] < tree.points[tree.root][0] else "right"
+    tree.unjoined_ml = round(ml, 2)
+    tree.unjoined_note = (f"{ml:.2f} mL of the connected airway mask ({side} of the trachea, centred at RAS "
+            f"{np.round(c, 1).tolist()}) is left out of the airway tree: its centreline joins the tree only above "
+            "the image's top (a scan starting at or just above the carina); its airways are not planned")
+    return [tree.unjoined_note]
 
 
 def _ext_to_world(airways: Volume, lo, axis: int, n_pad: int, at_start: bool):
@@ -471,6 +502,7 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     parent[root] = -1
     # keep the root's component only (kimimaro returns one skeleton per label; be safe)
     keep = np.flatnonzero(reach)
+    dropped = pts[~reach].copy()   # centreline the tree leaves out (`_unjoined_warning`)
     remap = -np.ones(n, np.int64)
     remap[keep] = np.arange(len(keep))
     pts, radius, dist = pts[keep], radius[keep], dist[keep]
@@ -487,6 +519,7 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     branches, branch_of = _split_branches(pts, radius, parent, root, alive)
     branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of, alive=alive)
     tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root, voxel_mm=voxel_mm)
+    tree.dropped_points = dropped
     _smooth_radius(tree)
     label(tree, lobes)
     return tree
