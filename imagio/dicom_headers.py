@@ -317,12 +317,16 @@ class Stack:
             return None
         return t if np.isfinite(t) and t > 0 else None
 
+    def depths(self) -> np.ndarray:
+        """The distinct slice positions along the slice normal (mm, to 0.01 mm), ascending."""
+        n = self.first.normal
+        return np.unique(np.round([float(s.position @ n) for s in self.slices], 2))
+
     @property
     def positions(self) -> int:
         """Distinct slice positions along the slice normal (0.01 mm): the stack's extent as a volume
         (a bolus-tracking or perfusion series repeats few positions many times)."""
-        n = self.first.normal
-        return int(np.unique(np.round([float(s.position @ n) for s in self.slices], 2)).size)
+        return int(self.depths().size)
 
     def label(self) -> str:
         s = self.first
@@ -451,8 +455,7 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
 
 def _step_mm(s: Stack) -> float:
     """The median distance between a stack's distinct slice positions along its normal (mm)."""
-    n = s.first.normal
-    d = np.unique(np.round([float(x.position @ n) for x in s.slices], 2))
+    d = s.depths()
     return float(np.median(np.diff(d))) if d.size > 1 else 0.0
 
 
