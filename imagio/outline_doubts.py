@@ -42,6 +42,8 @@ FLAGS = ("leaked", "size_withheld", "click_dependent", "touches_image_edge")
 # unless the user confirms (``--accept-flagged-target``); the other flags are said only
 REFUSED = ("leaked", "size_withheld")
 SEGMENT_WRITER = "imagio segment"   # ``written_by`` of a `structure_record`
+PARTLY_MISSED = "partly_missed"   # `missed_record`'s flag: the label may miss part of its structure
+SEGMENT_FLAGS = (PARTLY_MISSED,)   # the flags `imagio segment` raises (the others are `imagio lesion`'s)
 _WORDS = {"leaked": "leaked (grew beyond the lesion)",
           "size_withheld": "size withheld (no outline from a click gives the lesion's size)",
           "click_dependent": "depends on the click",
@@ -114,8 +116,11 @@ def tag_value(record: dict | None) -> str:
 
 def from_tag(value: str) -> dict:
     """A record holding only the flags of a ``SEGMENT_TAG`` value (a segmentation saved again by
-    Slicer keeps its tags, not IMAGIO's own header key)."""
-    return {"written_by": "imagio lesion", "flags": {f: True for f in value.split(",") if f.strip()}}
+    Slicer keeps its tags, not IMAGIO's own header key); written by `imagio segment` when it
+    raises only ``SEGMENT_FLAGS``."""
+    flags = {f.strip(): True for f in value.split(",") if f.strip()}
+    by = SEGMENT_WRITER if flags and set(flags) <= set(SEGMENT_FLAGS) else "imagio lesion"
+    return {"written_by": by, "flags": flags}
 
 
 def dumps(record: dict) -> str:
@@ -142,6 +147,25 @@ def structure_record(may_be: str, warnings, pieces=None) -> dict:
     if pieces is not None:
         rec["pieces_ras"] = [list(map(float, p)) for p in pieces]
     return rec
+
+
+def missed_record(warnings) -> dict:
+    """The record of a structure `imagio segment` wrote that may miss part of that structure
+    (flag ``PARTLY_MISSED``; new-user trial 100 F2: on an oblique reformat of lung1 the costal
+    cartilages came out at 1.3 of 46.7 mL, segment warned, and a plan on its labels passed 2.3 mm
+    from the cartilage it missed with no word), with the words said of it (``warnings``, list of
+    str). A plan treats the tissue around the label as possibly that structure
+    (`planning.cartilage.costal_warnings`)."""
+    return {"written_by": SEGMENT_WRITER, "flags": {PARTLY_MISSED: True}, "warnings": list(warnings)}
+
+
+def partly_missed(records: dict | None, name: str) -> list[str] | None:
+    """The words said of the structure ``name`` when its record (among ``records``, {structure
+    name: record}) says the label may miss part of it (`missed_record`), else None."""
+    rec = (records or {}).get(name)
+    if isinstance(rec, dict) and (rec.get("flags") or {}).get(PARTLY_MISSED):
+        return list(rec.get("warnings") or [])
+    return None
 
 
 def structure_doubts(records: dict | None) -> dict:

@@ -256,17 +256,29 @@ def costal_crossing(ct, labels, entry_ras, target_ras, reach_mm: float, min_hu: 
             "peak_hu": float(med[open_].max()) if open_.any() else None}
 
 
+def _partly_missed(problem) -> str | None:
+    """The name of the costal-cartilage label whose file says it may miss part of the cartilages
+    (`outline_doubts.missed_record`, written by `imagio segment`; new-user trial 100 F2), else None."""
+    from ..outline_doubts import partly_missed
+
+    doubts = getattr(problem, "structure_doubts", None) or {}
+    return next((n for n in sorted(doubts) if has_costal_cartilage([n]) and partly_missed(doubts, n) is not None),
+                None)
+
+
 def costal_warnings(problem, n: int, entry_ras, target_ras) -> list[str]:
     """The warning for proposal ``n`` (1-based) of ``problem`` (`problem.PlanningProblem`) whose
     track entry -> target runs through the costal-cartilage region while the label map holds no
-    costal cartilage; [] otherwise. It says "through" where the track's samples there read as
+    costal cartilage, or holds one whose file says it may miss part of them (`_partly_missed`);
+    [] otherwise. It says "through" where the track's samples there read as
     cartilage on the CT (`costal_crossing`), else "near" (beside a cartilage, through an
     intercostal space, as far as the CT shows; new-user trial 54 M1)."""
     from .problem import load_defaults
 
     lab = problem.labels
     reg = _region(lab)
-    if reg is None or reg.cartilage_labelled:
+    missed = _partly_missed(problem)
+    if reg is None or (reg.cartilage_labelled and missed is None):
         return []
     d = load_defaults()["warnings"]
     hu = float(d["costal_cartilage_min_hu"])
@@ -275,7 +287,9 @@ def costal_warnings(problem, n: int, entry_ras, target_ras) -> list[str]:
     if run is None:
         return []
     where = ("the anterior chest wall between the ribs and the sternum, where the costal cartilages lie, but the "
-             "label map holds no costal cartilage (not segmented)")
+             + ("label map holds no costal cartilage (not segmented)" if not reg.cartilage_labelled else
+                f"label map's {missed} may miss part of them (imagio segment said so: its cartilage label is "
+                "partly missed on this grid)"))
     peak = "" if run["peak_hu"] is None else f"highest {run['peak_hu']:.0f} HU "
     if run["through_at"] is not None:
         return [f"proposal {n}: the track passes through costal cartilage: {run['through_mm']:.0f} mm of it reads "

@@ -479,6 +479,8 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                                                             vertebrae=out.get("vertebrae"))
         if warn:
             meta["warnings"].append(f"bones: {warn}")
+            if out["costal_cartilages"].any():   # labelled, but perhaps not all of it: the file says so
+                meta.setdefault("partly_missed", {})["costal_cartilages"] = f"bones: {warn}"
     if "lung_vessels" in want and lungs is not None:
         p(0.8, "lung vessels")
         vm, diam, blobs = vs.vessels_and_blobs(ct, lungs, progress=p.sub(0.8, 0.98))
@@ -595,16 +597,20 @@ def segment(ct: Volume, structures=DEFAULT_STRUCTURES, progress=None,
             organs: dict[str, np.ndarray] | None = None, lungs_optional: bool = False) -> Volume:
     """One label Volume (uint8, labels named per `imagio.anatomy`) of the requested structures
     (``lungs_optional``: see :func:`segment_masks`)."""
-    from ..outline_doubts import structure_record
+    from ..outline_doubts import missed_record, structure_record
 
     masks, meta = segment_masks(ct, structures, progress, organs, lungs_optional)
     doubts = meta.pop("structure_doubts", {})
+    missed = meta.pop("partly_missed", {})
     seg = to_label_volume(ct, masks, name=f"{ct.name or 'CT'} rules", meta=meta)
     # labels the rules could not tell from another structure keep that doubt in their file
     # (`outline_doubts.structure_record`), for the plans that read them (trial 79)
     names = set(seg.labels.values())
     seg.outline_doubts = {n: structure_record(may, [said], pieces) for n, (may, said, pieces) in doubts.items()
                           if n in names}
+    # labels that may miss part of their structure say so in their file too (trial 100 F2)
+    seg.outline_doubts.update({n: missed_record([said]) for n, said in missed.items()
+                               if n in names})
     lv = lung_volumes(masks, seg)
     if lv:
         seg.meta["lung_volumes"] = lv
