@@ -106,6 +106,9 @@ def read_plan_inputs(args):
 
     out = Path(args.out)
     if (out / "plan.json").exists() and not args.force:
+        from ..outputs import refuse_foreign
+
+        refuse_foreign(out / "plan.json")   # a user's file is named so, --force not offered (trial 100 F4)
         raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
     ct = io.read_ct(args.ct, args.series, "planning")
     labels = io.read_labels(args.labels, io.label_names_arg(args))

@@ -286,10 +286,11 @@ def cmd_bronch(args) -> int:
         say_warnings([odd_scope])
     # a user's file among bronch's outputs is refused before any work (trial 28 M3); an earlier
     # route too, without --force, as `imagio plan` does (new-user trial 77 L3: replaced unasked)
+    # (the user's file first: --force is offered only for IMAGIO's own; new-user trial 100 F4)
+    refuse_foreign_outputs(Path(args.out), ("bronch.json", "camera_path.json", "flythrough.png"))
     if (Path(args.out) / "bronch.json").exists() and not getattr(args, "force", False):
         raise InputError(f"{Path(args.out) / 'bronch.json'} exists; choose another --out "
                          "folder, or pass --force to replace IMAGIO's earlier route")
-    refuse_foreign_outputs(Path(args.out), ("bronch.json", "camera_path.json", "flythrough.png"))
     p = Progress(printer(getattr(args, "quiet", False)))
     timings = {}
     t_all = t0 = time.perf_counter()
