@@ -271,3 +271,25 @@ def screening_scan_once(**kwargs):
     from imagio.phantom.screening import screening_scan
 
     return _memoised(("screening_scan", tuple(sorted(kwargs.items()))), lambda: screening_scan(**kwargs))
+
+
+def oblique_resample(img, lab, rx_deg, rz_deg, spacing, fill):
+    """(CT, label) resampled with SimpleITK onto a grid rotated ``rx_deg`` about L-R then
+    ``rz_deg`` about S (world points unchanged): linear for the CT, nearest for the label."""
+    import SimpleITK as sitk
+
+    rx, rz = np.radians(rx_deg), np.radians(rz_deg)
+    Rx = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
+    Rz = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
+    D = Rz @ Rx @ np.array(img.GetDirection()).reshape(3, 3)
+    sz = np.array(img.GetSize())
+    corners = np.array([img.TransformIndexToPhysicalPoint([int(a), int(b), int(c)])
+                        for a in (0, sz[0] - 1) for b in (0, sz[1] - 1) for c in (0, sz[2] - 1)])
+    loc = corners @ D
+    size = np.ceil((loc.max(0) - loc.min(0)) / spacing).astype(int) + 1
+    ref = sitk.Image([int(s) for s in size], sitk.sitkInt16)
+    ref.SetSpacing([float(s) for s in spacing])
+    ref.SetOrigin((D @ loc.min(0)).tolist())
+    ref.SetDirection(D.ravel().tolist())
+    return (sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, fill, sitk.sitkInt16),
+            sitk.Resample(lab, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, lab.GetPixelID()))

@@ -1642,3 +1642,27 @@ def test_near_field_end_names_the_patients_side_on_an_oblique_grid():
     assert case(6, bar=False) is None
     got = case(13, pad_from=8)
     assert got is not None and got[1][0] == "anterior" and abs(got[0] - 6 * 0.7) < 1e-6, got
+
+
+def test_oblique_reformat_of_thick_sections_is_said_not_taken_for_its_step(shared_data, tmp_path):
+    """New-user trial 100 F6: lung1's 5 mm sections resampled onto a grid tilted 25 degrees about
+    L-R and 15 about S, 1 x 1 x 2.5 mm: the one-click lesion said "measured on 2.5 mm sections"
+    (the reformat's step). It now names the tilted grid and the resolution its noise shows
+    (about the 5 mm sections), as on the axial original it says 5 mm sections."""
+    import SimpleITK as sitk
+
+    from conftest import oblique_resample
+    from imagio import io
+
+    d = shared_data / "pyradiomics-lung"
+    im = sitk.ReadImage(str(d / "lung1_image.nrrd"))
+    ct_o, lab_o = oblique_resample(im, sitk.ReadImage(str(d / "lung1_label.nrrd")), 25.0, 15.0, (1.0, 1.0, 2.5), -1024)
+    sitk.WriteImage(ct_o, str(tmp_path / "ct.nii.gz"))
+    ct = io.read_image(tmp_path / "ct.nii.gz")
+    lab = sitk.GetArrayFromImage(lab_o) > 0
+    click = ct.kji_to_world(np.argwhere(lab).mean(0)[None])[0]
+    _, meas = segment_lesion(ct, click)
+    said = [w for w in meas.warnings if w.startswith("measured on")]
+    assert len(said) == 1 and "tilted 2.5 mm grid" in said[0] and "2.5 mm sections" not in said[0], meas.warnings
+    res = float(said[0].split("resolution of about ")[1].split(" mm")[0])
+    assert 3.5 <= res <= 8.0   # the 5 mm sections' blur, read back from the noise

@@ -3342,7 +3342,13 @@ def _plausibility(mask, ct, meas, hit_limit: bool = False, no_edge: bool = False
             f": the volume lies within {rng[0]:.2f}-{rng[1]:.2f} mL by partial volume alone (the outline's border "
             "voxels counted half out, the voxels just outside it half in: volume_border_range_ml)")
     if thick > MEASUREMENT_MAX_SLICE_MM:
-        out.append(f"measured on {thick:.2g} mm sections: partial volume makes {what} "
+        # an oblique reformat's step is not its sections' thickness: say what its noise shows
+        # (new-user trial 100 F6: lung1's 5 mm sections on a tilted 2.5 mm grid read "2.5 mm sections")
+        res = _interpolated_resolution(ct) if not isinstance(_slice_planes(ct), int) else None
+        sections = (f"{thick:.2g} mm sections" if res is None or float(np.max(res)) <= thick else
+                    f"a tilted {thick:.2g} mm grid (an oblique reformat, its values interpolated from sections whose "
+                    f"noise shows a resolution of about {float(np.max(res)):.1f} mm)")
+        out.append(f"measured on {sections}: partial volume makes {what} "
                    f"approximate{span} (measurements need <= {MEASUREMENT_MAX_SLICE_MM:g} mm sections, "
                    "Fleischner Society 2017)" + ("" if meas.size_withheld else
                                                   "; compare sizes over time on the same reconstruction"))
