@@ -1411,16 +1411,9 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
     if spine.any():
         # the vertebral bodies' cancellous bone inside their cortical ring (closed over its
         # foramina, 1-3 mm: one common-resolution voxel), the spinal canal kept open by its
-        # density (`bone_shell.cancellous_in_ring`). The ring is an axial section's and its
-        # foramina are gaps in it, so it is closed in the axial plane only: a closing in 3-D
-        # also bridged the intervertebral disc (fibrocartilage, as dense as an elderly spine's
-        # cancellous bone; 4-12 mm between the endplates, Gray's Anatomy, 42nd ed., "Vertebral
-        # column") from endplate to endplate, and the disc was named vertebrae (TotalSegmentator
-        # example at 3 mm: its T12/L1 disc; all bones Dice 0.895 -> 0.901 without it)
+        # density (`bone_shell.cancellous_in_ring`)
         from .common import check_ct, close_mm
-        inplane = np.asarray(sk, float).copy()
-        inplane[s_ax] = 1e6   # in-plane distances only: no closing across slices
-        ring = close_mm(spine, COMMON_RESOLUTION_MM, inplane)
+        ring = close_mm(spine, COMMON_RESOLUTION_MM, sk)
         spine = spine | bone_shell.cancellous_in_ring(
             ring, bone, at_common_resolution(check_ct(ct), sk), MARROW_MIN_HU, sk, s_ax,
             COMMON_RESOLUTION_MM, rule("spinal_canal_min_diameter_mm"), MAX_MARROW_MM2)
