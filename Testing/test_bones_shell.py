@@ -162,3 +162,70 @@ def test_chest_cta_vertebral_body_interior_is_vertebrae_canal_is_not(shared_data
     assert masks["vertebrae"][k, j, i]
     k, j, i = kji[np.flatnonzero(steps == canal_step)[0]]
     assert not labels[k, j, i]
+
+
+# known gap (issue 14, seg19): `split_bones` closes the vertebral ring over its foramina with a 3-D
+# ball of the common resolution (3 mm), which also bridges a disc of up to ~6 mm between the
+# endplates (measured here: 0.60 / 0.58 of the disc's middle named vertebrae at 1 / 3 mm slices).
+# Closing in the axial plane only fixes it (TotalSegmentator example all bones Dice 0.895 -> 0.901)
+# but drops 24 mL (8 %) of real cancellous bone of the chest CTA's thoracic bodies, whose ring is
+# open in-plane in 1-2 slices beside each endplate; an ellipsoid bridging <= 3 mm along S drops
+# the same. Not fixed until a rule tells a disc from such slices.
+DISC_OPEN = "the vertebral ring's 3-D closing bridges the intervertebral disc (issue 14, seg19)"
+
+
+def _two_vertebrae(slice_mm: float, disc_mm: float):
+    """Two vertebral bodies stacked along S with an intervertebral disc between them, on the
+    oblique grid of `_phantom` (rotated 15 deg about a skew axis, 0.8 x 0.9 x ``slice_mm`` mm):
+    soft tissue 40 HU, each body a cylinder of radius 14 mm with 1.5 mm of cortex (900 HU) on its
+    side and a 1 mm endplate (900 HU) on each end around cancellous bone of 110 HU (an elderly
+    spine), the disc (``disc_mm`` thick, radius 14 mm, 90 HU: fibrocartilage, as dense as the
+    cancellous bone) between the endplates, a neural arch (900 HU) around the spinal canal (CSF
+    15 HU) behind them. Noise SD 10 HU. Returns the CT, the body mask, the disc farther than
+    2 mm from its endplates along S (nearer, a 1 mm grid blurred to the bones' common 3 mm
+    resolution sees the endplate's partial volume) and the cancellous bone farther than 1.5 mm
+    from the cortex."""
+    sp = np.array([0.8, 0.9, slice_mm])
+    n = np.array([220, 190, int(round(60.0 / slice_mm))])
+    d = rotation((1, 2, 3), 15.0)
+    origin = -d @ (sp * (n - 1) / 2)
+    ct = Volume(np.zeros(tuple(n[::-1]), np.float32), make_ijk_to_ras(sp, origin, d))
+    k, j, i = np.indices(ct.shape)
+    ras = ct.kji_to_world(np.stack([k, j, i], -1).reshape(-1, 3)).reshape(ct.shape + (3,))
+    x, y, z = ras[..., 0], ras[..., 1], ras[..., 2]
+    body = (x / 80.0) ** 2 + ((y + 5.0) / 70.0) ** 2 <= 1.0
+    a = np.where(body, 40.0, -1000.0)
+    canal_r = np.hypot(x, y + 62.0)
+    a[(canal_r <= 12.0) & (y < -50.0)] = 900.0
+    a[canal_r <= 8.0] = 15.0
+    vr = np.hypot(x, y + 35.0)
+    half = 0.5 * disc_mm
+    bodies = (vr <= 14.0) & (np.abs(z) > half)
+    a[bodies] = 900.0
+    inner = bodies & (vr <= 12.5) & (np.abs(z) > half + 1.0)
+    a[inner] = 110.0
+    disc = (vr <= 14.0) & (np.abs(z) <= half)
+    a[disc] = 90.0
+    a += np.random.default_rng(5).normal(0.0, 10.0, a.shape)
+    ct.array[:] = a
+    return ct, body, disc & (np.abs(z) <= half - 2.0), inner & (vr <= 11.0) & (np.abs(z) > half + 2.5)
+
+
+@pytest.mark.parametrize("slice_mm", [
+    pytest.param(1.0, marks=pytest.mark.xfail(strict=True, reason=DISC_OPEN)), 2.0,
+    pytest.param(3.0, marks=pytest.mark.xfail(strict=True, reason=DISC_OPEN))])
+def test_intervertebral_disc_is_not_vertebra(slice_mm):
+    """The intervertebral disc (6 mm: thoracic discs measure 4.5-7.2 mm, Kunkel ME et al., J Anat
+    2011;219:375-387; lumbar discs are thicker) between two endplates is not bone (<= 5 % of its
+    middle labelled),
+    while the cancellous bone of both bodies is vertebrae (>= 90 %). A disc is fibrocartilage
+    (annulus fibrosus and nucleus pulposus) as dense as an elderly spine's cancellous bone, so it
+    is told by where it lies: between the bodies along S, not inside a cortical ring in an axial
+    section (TotalSegmentator example at 3 mm: the T12/L1 disc was labelled vertebrae, when the
+    ring was closed over its foramina in 3-D, bridging the disc between the endplates)."""
+    ct, body, disc, inner = _two_vertebrae(slice_mm, 6.0)
+    bone = bone_mask(ct, body)
+    sb = split_bones(ct, bone, body, None, midline=0.0)
+    labelled = sb["vertebrae"] | sb["ribs"] | sb["bone"]
+    assert (labelled & disc).sum() <= 0.05 * disc.sum(), (labelled & disc).sum() / disc.sum()
+    assert (sb["vertebrae"] & inner).sum() >= 0.9 * inner.sum(), (sb["vertebrae"] & inner).sum() / inner.sum()
