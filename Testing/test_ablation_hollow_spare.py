@@ -47,9 +47,10 @@ def _inside(P, centre, axis, length_mm, diameter_mm):
     return t * t / (length_mm / 2) ** 2 + (np.einsum("pi,pi->p", d, d) - t * t) / (diameter_mm / 2) ** 2 <= 1.0
 
 
-def _case(tmp_path, bowel_near_mm: float, r_tumour: float = R_TUMOUR):
+def _case(tmp_path, bowel_near_mm: float, r_tumour: float = R_TUMOUR, towards=(-1.0, 0.0, 0.0)):
     """Write ct / labels / names of the case (module doc, the tumour cut to ``r_tumour`` mm) with
-    the bowel ball's near edge ``bowel_near_mm`` from the tumour centre, medial (-x) of it;
+    the bowel ball's near edge ``bowel_near_mm`` from the tumour centre, ``towards`` it (RAS unit
+    vector; default medial, -x);
     returns the directory, the tumour's and the bowel's label values."""
     from imagio.io import write_image, write_labels
     from imagio.planning.synthetic import TUMOR, synthetic_torso
@@ -66,7 +67,7 @@ def _case(tmp_path, bowel_near_mm: float, r_tumour: float = R_TUMOUR):
     c = np.asarray(TUMOR[0], float)
     r = np.linalg.norm(ras - c, axis=-1)
     arr[(arr == inv["liver_tumor"]) & (r > r_tumour)] = inv["liver"]
-    bowel_c = c + np.array([-(bowel_near_mm + R_BOWEL), 0.0, 0.0])
+    bowel_c = c + (bowel_near_mm + R_BOWEL) * np.asarray(towards, float)
     v = max(names) + 1
     names[v] = "small_bowel"
     arr[np.linalg.norm(ras - bowel_c, axis=-1) <= R_BOWEL] = v

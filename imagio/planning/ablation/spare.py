@@ -23,9 +23,11 @@ def zones_touch(P: np.ndarray, C: np.ndarray, U: np.ndarray, a_mm: float, b_mm: 
     return out
 
 
-def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, margin_mm: float | None = None):
-    """One probe on the path ``entry_ras`` -> the plan's target whose zone keeps hollow viscera
-    out when one can: (`multiprobe.ProbePlan`, note).
+def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, margin_mm: float | None = None,
+                        centre_ras=None):
+    """One probe on the path ``entry_ras`` -> ``centre_ras`` (RAS mm; default the plan's target,
+    as `multiprobe.place_on_path`; the Slicer module and IMAGIO Web give their path's end) whose
+    zone keeps hollow viscera out when one can: (`multiprobe.ProbePlan`, note).
 
     ``placed``: today's placement (`multiprobe.place_on_path` with ``setting``, zone centred on
     the target), made here when None. When its zone takes in no hollow viscus (criterion met or
@@ -44,7 +46,7 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
     zone centre's shift along the path, + deeper), "text", "tried": {"settings", "positions",
     "placed"}}."""
     if placed is None:
-        placed = place_on_path(plan, ctx, device, setting, entry_ras)
+        placed = place_on_path(plan, ctx, device, setting, entry_ras, centre_ras=centre_ras)
     hv = placed.coverage.criteria.get("no_hollow_viscus") or {}
     if hv.get("met") is not False:
         return placed, None
@@ -52,7 +54,7 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
     if margin not in ctx.regions:
         margin = min(ctx.regions, key=lambda m: abs(m - margin))
     e = np.asarray(entry_ras, float)
-    c = np.asarray(plan.problem.target.point_ras, float)
+    c = np.asarray(plan.problem.target.point_ras if centre_ras is None else centre_ras, float)
     u = (c - e) / np.linalg.norm(c - e)
     others = sorted((s for s in device.settings.values()
                      if s.probes == 1 and s.id != setting.id and s.isotherm_c == setting.isotherm_c),
@@ -61,7 +63,7 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
     tried = {"settings": [s.id for s in settings], "positions": 0, "placed": 0}
     inside = within_margin_text(ctx, margin)   # hollow viscera inside tumour + margin: no zone keeps them out
     if inside:
-        return _none(placed, hv, device, margin, tried, hv.get("structures") or {}, f": {inside}")
+        return _none(placed, hv, device, setting, margin, tried, hv.get("structures") or {}, f": {inside}")
     g = ctx.grid
     R = g.kji_to_ras(np.argwhere(ctx.regions[margin]).astype(float))    # tumour + margin voxel centres
     reach = max(s.zone_length_mm for s in settings)
@@ -94,7 +96,8 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
                     f"{names_text((hv.get('structures') or {}).keys())}; {s.id} with {where} covers the tumour "
                     f"with a {margin:g} mm margin and keeps every hollow viscus out")
             pp.status += f"; {text}"
-            note = {"found": True, "setting": s.id, "shift_mm": shift, "text": text, "tried": tried}
+            note = {"found": True, "asked": setting.id, "asked_words": setting.words, "setting": s.id,
+                    "setting_words": s.words, "shift_mm": shift, "text": text, "tried": tried}
             pp.hollow_viscus = note
             return pp, note
     if covering == 0:
@@ -105,10 +108,10 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
         why = (f" and with a placeable probe (the {len(cands)} zone(s) that would spare it on the grid's voxel "
                f"centres: {tried['placed']} placed, each breaking a hard constraint of the path or the criteria on "
                "evaluation)")
-    return _none(placed, hv, device, margin, tried, hit_names or (hv.get("structures") or {}).keys(), why)
+    return _none(placed, hv, device, setting, margin, tried, hit_names or (hv.get("structures") or {}).keys(), why)
 
 
-def _none(placed, hv: dict, device, margin: float, tried: dict, names, why: str):
+def _none(placed, hv: dict, device, setting, margin: float, tried: dict, names, why: str):
     """``placed`` with the note that no setting / position keeps the hollow viscera ``names`` out
     (``why``: what follows "... without taking in <names>"), also the criterion's ``unavoidable``."""
     text = (f"no setting of {device.name} ({', '.join(tried['settings'])}) at any zone position along this path "
@@ -116,6 +119,7 @@ def _none(placed, hv: dict, device, margin: float, tried: dict, names, why: str)
             f"covers the tumour with a {margin:g} mm margin without taking in {names_text(names)}{why}: "
             "hydrodissection / artificial ascites, another path, or another modality")
     hv["unavoidable"] = text
-    note = {"found": False, "setting": tried["settings"][0], "shift_mm": 0.0, "text": text, "tried": tried}
+    note = {"found": False, "asked": setting.id, "asked_words": setting.words, "setting": setting.id,
+            "setting_words": setting.words, "shift_mm": 0.0, "text": text, "tried": tried}
     placed.hollow_viscus = note
     return placed, note
