@@ -175,21 +175,56 @@ def test_the_scene_of_plan_json_draws_and_names_the_proposals_own_zone(planned):
     assert rows["setting chosen by IMAGIO"] == best["setting_choice"]
 
 
+@pytest.fixture(scope="module")
+def python_plan(planned):
+    """The case's CT, labels and trajectory plan, in Python (as the module and the web hold them)."""
+    from imagio import io
+    from imagio.planning import PlanningProblem, plan
+
+    d = planned[0]
+    ct = io.read_image(d / "ct.nii.gz")
+    labels = io.read_labels(d / "lab.nii.gz", io.read_label_names(d / "names.json"))
+    return ct, labels, plan(PlanningProblem.build(ct, labels, "liver_tumor"))
+
+
 @pytest.mark.slow
-def test_the_module_and_the_web_place_and_follow_the_proposals_own_zone(planned):
+def test_the_demos_ablation_json_names_its_own_setting(planned, python_plan, tmp_path):
+    """`imagio demo`'s ablation_<tumour>.json (demo._write) of a probe placed by the search: its own
+    setting's words and zone, why it is not the asked one, and its report rows."""
+    from imagio.planning.ablation import AblationContext, get_device
+    from imagio.planning.ablation.demo import _write
+    from imagio.planning.ablation.multiprobe import plan_for_probe
+    from imagio.planning.ablation.spare import spare_hollow_viscus
+    from imagio.report import ablation_sections
+
+    _, _, p = python_plan
+    dev = get_device("emprint")
+    pp_plan = plan_for_probe(p, dev)
+    ctx = AblationContext(pp_plan.problem.labels, "liver_tumor")
+    pp, note = spare_hollow_viscus(pp_plan, ctx, dev, dev.setting(ASKED), pp_plan.proposals[0].entry_ras)
+    assert note["found"] and pp.setting != ASKED
+    own = dev.setting(pp.setting)
+    _write(pp, ctx, tmp_path, None, pp_plan.problem.needle, "liver", single=True)
+    j = json.loads((tmp_path / "ablation_liver_tumor.json").read_text())
+    assert j["setting"] == own.id and j["setting_asked"] == ASKED
+    assert (j["zone_length_mm"], j["zone_diameter_mm"]) == (own.zone_length_mm, own.zone_diameter_mm)
+    assert j["setting_choice"].startswith(f"IMAGIO chose emprint {own.id} ({own.words}) instead of the asked {ASKED}")
+    ((_, rows),) = ablation_sections(j)
+    assert dict(rows)["setting chosen by IMAGIO"] == j["setting_choice"]
+
+
+@pytest.mark.slow
+def test_the_module_and_the_web_place_and_follow_the_proposals_own_zone(planned, python_plan):
     """The Slicer module's and IMAGIO Web's zone on the planned path (`ablation_from_nodes` with
     the trajectory plan, slicer-core nodes) is the CLI's proposal: its own setting and zone, said
     with why; the live update keeps that setting; the page's line names it."""
     slicer = pytest.importorskip("slicer")
-    from imagio import io, mrml
+    from imagio import mrml
     from imagio.mrml.ablation import ablation_from_nodes, observe_ablation, placement_note, zone_model_nodes
     from imagio.mrml.planning import path_node
-    from imagio.planning import PlanningProblem, plan
 
     d, tv, bv, doc, _ = planned
-    ct = io.read_image(d / "ct.nii.gz")
-    labels = io.read_labels(d / "lab.nii.gz", io.read_label_names(d / "names.json"))
-    p = plan(PlanningProblem.build(ct, labels, "liver_tumor"))
+    ct, labels, p = python_plan
     best = p.proposals[0]
     cli = doc["ablation"]["single_probe"][0]
     np.testing.assert_allclose(best.entry_ras, cli["probes"][0]["entry_ras"], atol=0.05)
