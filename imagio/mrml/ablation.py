@@ -190,8 +190,9 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
     hollow viscus gives way to the device's other setting or zone position along the path that
     keeps it out, as `imagio plan --device` proposes (`spare.spare_hollow_viscus`: the result's
     ``setting`` is then not ``setting``, `placement_note` says which and why; follow it live with
-    `chosen_setting`); without it the track is not checked (``status_kind`` "manual"). Trial 95 F3: the tip was put on the path's end, the
-    zone's centre 10-19 mm short of the tumour (39.5 % covered where the CLI gave 66.6 %)."""
+    `chosen_setting`); without it the track is not checked (``status_kind`` "manual"). Trial 95
+    F3: the tip was put on the path's end, the zone's centre 10-19 mm short of the tumour (39.5 %
+    covered where the CLI gave 66.6 %)."""
     from ..errors import InputError
     from ..planning.ablation import AblationContext, get_device
     from ..planning.ablation.multiprobe import ProbePlan, place_on_path, plan_multiprobe
@@ -255,7 +256,6 @@ def placement_note(result) -> str:
     own status (advanced less than the device's offset, or infeasible: the CLI's words); when
     IMAGIO chose another setting or zone position than asked (`spare.spare_hollow_viscus`), first
     which and why (`commands.setting_choice_words`)."""
-    from ..planning.ablation import get_device
     from ..planning.ablation.commands import setting_choice_words
 
     s, shift = chosen_setting(result)
