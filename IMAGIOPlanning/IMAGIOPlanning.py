@@ -205,12 +205,19 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 label.setText(label.text + "\n" + result.placement["statement"])
             if not p.ablationMultiProbe and p.path is not None:
                 zoneNode = slicer.mrmlScene.GetNodeByID(ids["zones"][0])
-                from imagio.planning.ablation import get_device
+                from imagio.mrml.ablation import chosen_setting
+                from imagio.planning.ablation.commands import setting_choice_words
 
-                live = probe_note(get_device(p.ablationDevice).setting(p.ablationSetting), live=True)
+                # the zone followed live is the one placed: its own setting and position (IMAGIO may
+                # have chosen another than asked to keep hollow viscera out: said in the note)
+                setting, shift = chosen_setting(result)
+                live = probe_note(setting, live=True)
+                choice = setting_choice_words(result.hollow_viscus, result.device)
+                if choice:
+                    live = f"{choice}; {live}"
                 self._ablationObserver = self.logic.observeAblation(
-                    p.path, ctx, p.ablationDevice, p.ablationSetting, zoneNode, p.ablationTable,
-                    lambda cov: self.onAblationCoverage(cov, 1, live))
+                    p.path, ctx, p.ablationDevice, setting.id, zoneNode, p.ablationTable,
+                    lambda cov: self.onAblationCoverage(cov, 1, live), shiftMm=shift)
 
     def onBronchPlan(self):
         p = self._parameterNode
@@ -435,15 +442,17 @@ class IMAGIOPlanningLogic(ScriptedLoadableModuleLogic):
         return ablation_from_nodes(slicer.mrmlScene, volumeNode, segmentationNode, pathNode, tumourSegment,
                                    device, setting, multiProbe, marginMm, plan, progress)
 
-    def observeAblation(self, pathNode, context, device, setting, zoneNode=None, tableNode=None, callback=None):
-        """Recompute the zone (centred on the path's end), coverage and margin while the path's end is dragged."""
+    def observeAblation(self, pathNode, context, device, setting, zoneNode=None, tableNode=None, callback=None,
+                        shiftMm=0.0):
+        """Recompute the zone (centred on the path's end, moved ``shiftMm`` along the path: the placed
+        probe's own, `imagio.mrml.ablation.chosen_setting`), coverage and margin while the path's end is dragged."""
         ensureImagio()
         from imagio.mrml.ablation import observe_ablation
         from imagio.planning.ablation import get_device
 
         dev = get_device(device)
         return observe_ablation(pathNode, context, dev.setting(setting), dev.name, dev.modality, zoneNode,
-                                tableNode, callback)
+                                tableNode, callback, shift_mm=shiftMm)
 
     def scopes(self):
         """Scope names of the catalogue (imagio/data/scopes.json or $IMAGIO_SCOPES)."""

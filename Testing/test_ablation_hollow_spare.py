@@ -47,9 +47,10 @@ def _inside(P, centre, axis, length_mm, diameter_mm):
     return t * t / (length_mm / 2) ** 2 + (np.einsum("pi,pi->p", d, d) - t * t) / (diameter_mm / 2) ** 2 <= 1.0
 
 
-def _case(tmp_path, bowel_near_mm: float, r_tumour: float = R_TUMOUR):
+def _case(tmp_path, bowel_near_mm: float, r_tumour: float = R_TUMOUR, towards=(-1.0, 0.0, 0.0)):
     """Write ct / labels / names of the case (module doc, the tumour cut to ``r_tumour`` mm) with
-    the bowel ball's near edge ``bowel_near_mm`` from the tumour centre, medial (-x) of it;
+    the bowel ball's near edge ``bowel_near_mm`` from the tumour centre, ``towards`` it (RAS unit
+    vector; default medial, -x);
     returns the directory, the tumour's and the bowel's label values."""
     from imagio.io import write_image, write_labels
     from imagio.planning.synthetic import TUMOR, synthetic_torso
@@ -66,7 +67,7 @@ def _case(tmp_path, bowel_near_mm: float, r_tumour: float = R_TUMOUR):
     c = np.asarray(TUMOR[0], float)
     r = np.linalg.norm(ras - c, axis=-1)
     arr[(arr == inv["liver_tumor"]) & (r > r_tumour)] = inv["liver"]
-    bowel_c = c + np.array([-(bowel_near_mm + R_BOWEL), 0.0, 0.0])
+    bowel_c = c + (bowel_near_mm + R_BOWEL) * np.asarray(towards, float)
     v = max(names) + 1
     names[v] = "small_bowel"
     arr[np.linalg.norm(ras - bowel_c, axis=-1) <= R_BOWEL] = v
@@ -246,3 +247,42 @@ def test_a_one_probe_cover_taking_in_bowel_gives_way_to_a_cover_keeping_it_out(t
         held |= _inside(tumour, z["centre_ras"], z["axis"], z["length_mm"], z["diameter_mm"])
     assert held.all()
     assert mp["coverage"]["compliant"] is True
+
+
+def test_the_searchs_reduced_point_tests_equal_the_brute_force_ones():
+    """The search (`spare.spare_hollow_viscus`) tests a zone's cover of tumour + margin on the
+    vertices of its convex hull (`spare.hull_points`) and its hollow-viscus points on those near
+    the path (`spare.near_line`): on the oblique anisotropic grid of test_ablation_hollow_viscus,
+    for every setting of the catalogue's Emprint and every zone position along three oblique paths
+    (every 0.5 mm, so that zones graze the points), the same answers as every voxel centre."""
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.devices import get_device
+    from imagio.planning.ablation.hollow import hollow_points
+    from imagio.planning.ablation.spare import hull_points, near_line, zones_touch
+
+    from test_ablation_hollow_viscus import _oblique_case
+
+    lab, c, n = _oblique_case()
+    ctx = AblationContext(lab, "liver_tumor_1")
+    R = ctx.grid.kji_to_ras(np.argwhere(ctx.regions[5.0]).astype(float))   # tumour + 5 mm voxel centres
+    V = hull_points(R)
+    assert 4 <= len(V) < len(R) / 2
+    H, hn, _ = hollow_points(ctx, 40.0)
+    assert len(H)
+    seen_cov, seen_touch = set(), set()
+    for u in (n, np.array([0.3, -0.8, 0.52]), np.array([-0.6, 0.1, -0.79])):
+        u = u / np.linalg.norm(u)
+        for s in get_device("emprint").settings.values():
+            a, b = 0.5 * s.zone_length_mm * 0.5, 0.5 * s.zone_diameter_mm * 0.5   # half size: mixed answers
+            sh = np.arange(-a, a + 1e-9, 0.5)
+            C, U = c[None] + sh[:, None] * u[None], np.repeat(u[None], len(sh), axis=0)
+            cov = zones_touch(R, C, U, a, b).all(axis=0)
+            assert np.array_equal(zones_touch(V, C, U, a, b).all(axis=0), cov)
+            touch = zones_touch(H, C, U, a, b)
+            Hn, keep = near_line(H, c, u, b)
+            mine = np.zeros_like(touch)
+            mine[keep] = zones_touch(Hn, C, U, a, b)
+            assert np.array_equal(mine, touch)
+            seen_cov |= set(cov.tolist())
+            seen_touch |= set(touch.any(axis=0).tolist())
+    assert seen_cov == {True, False} and seen_touch == {True, False}   # both answers were tested

@@ -90,3 +90,33 @@ def test_a_scan_cut_above_the_carina_is_not_routed_into_the_other_lung(ph, tmp_p
     line = [x for x in err.splitlines() if x.startswith("imagio: error")]
     assert len(line) == 1 and "ends in the right lung" in line[0] and "target lies in the left lung" in line[0]
     assert "left of the trachea" in line[0] and "is left out of the airway tree" in line[0]
+
+
+def test_a_point_outside_both_lungs_takes_a_side_by_the_ratio_of_airway_limits(ph):
+    """A point outside both lungs takes the nearer lung's side only when its nearest lung voxel is at
+    most ``lung_side_nearer_ratio`` (imagio/data/airway_limits.json, with its reasoning) of its
+    distance to the other lung. My distances: every lung voxel centre of each side (the phantom's
+    own lobe masks, not their shells) in a cKDTree, for points on the line between the two
+    lungs' deepest voxels (the mediastinum between them, some near one lung)."""
+    import json
+    from importlib import resources
+
+    from scipy.spatial import cKDTree
+
+    doc = json.loads(resources.files("imagio.data").joinpath("airway_limits.json").read_text())
+    ratio = float(doc["lung_side_nearer_ratio"]["value"])
+    assert "planning choice" in doc["lung_side_nearer_ratio"]["source"]
+    L = ph.labels
+    side = {v: ("left" if n.endswith("_left") else "right") for v, n in L.labels.items()
+            if n.startswith("lung_") and n.endswith(("_left", "_right"))}
+    trees = {s: cKDTree(L.kji_to_world(np.argwhere(np.isin(L.array, [v for v, t in side.items() if t == s]))
+                                       .astype(float))) for s in ("left", "right")}
+    a, b = _deepest(L, "lung_lower_lobe_left"), _deepest(L, "lung_lower_lobe_right")
+    P = a + np.linspace(0.0, 1.0, 241)[:, None] * (b - a)
+    held = np.isin(np.asarray(L.sample(P, order=0)).ravel(), list(side))
+    P = P[~held]                                   # outside both lungs' labels
+    dl, dr = trees["left"].query(P)[0], trees["right"].query(P)[0]
+    mine = np.where(dl <= ratio * dr, "left", np.where(dr <= ratio * dl, "right", "none"))
+    got = np.array([s or "none" for s in sides_from_labels(L, P)])
+    assert set(mine) == {"left", "right", "none"}  # the line crosses all three cases
+    assert np.array_equal(got, mine), (got, mine)

@@ -21,6 +21,9 @@ AERATED_MAX_HU = float(_AIRWAY["mask_on_air"]["max_median_hu"])  # below: at lea
 AIRWAY_MAX_SLICE_MM = float(_AIRWAY["max_slice_mm"]["value"])  # coarser slices: no trustworthy airway tree (airway_limits.json)
 AIRWAY_NATIVE_WIDTH_RATIO = float(_AIRWAY["native_width_ratio_max"]["value"])  # noise width / section thickness, native (airway_limits.json)
 AIRWAY_RESAMPLED_MIN_MM = float(_AIRWAY["resampled_min_mm"]["value"])  # a noise reading along S above: sections coarser than that (airway_limits.json)
+# a point outside both lungs takes the nearer lung's side only when at most this fraction of its distance to the
+# other (the bronchoscopic wrong-lung guard, bronchoscopy/side.py; airway_limits.json, with its reasoning)
+LUNG_SIDE_NEARER_RATIO = float(_AIRWAY["lung_side_nearer_ratio"]["value"])
 _LESION: dict = json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
 GROUND_GLASS_MIN_HU = float(_LESION["ground_glass_min_hu"]["value"])  # ground glass's lower bound (lesion.json, Hansell 2008)
 # a CT's noise reading a resolution along S this many times its spacing was interpolated from

@@ -268,14 +268,18 @@ def _met(c: dict) -> str:
 
 
 def ablation_rows(a: dict) -> list:
-    """Rows of an ablation plan (``ablation_<tumour>.json``): device, probes, coverage, margin,
-    heat sink, healthy tissue; the criteria say whether each threshold is met."""
+    """Rows of an ablation plan (``ablation_<tumour>.json``, or one entry of plan.json's
+    ``ablation``): device, its own setting (power, time, zone size; and why IMAGIO chose it when
+    it is not the asked one: ``setting_choice``), probes, coverage, margin, heat sink, healthy
+    tissue; the criteria say whether each threshold is met."""
     from .planning.ablation.commands import hollow_viscus_verdict
 
     cov = a.get("coverage") or {}
     crit = cov.get("criteria") or {}
     shells = cov.get("margin_covered_pct") or {}
-    rows = [("device and setting", f"{a.get('device')} {a.get('setting')} ({a.get('modality')})"),
+    rows = [("device and setting", f"{a.get('device')} {a.get('setting')} ({a.get('modality')})"
+             + (f": {a['setting_words']}" if a.get("setting_words") else "")),   # its own setting's power, time, zone
+            *([("setting chosen by IMAGIO", a["setting_choice"])] if a.get("setting_choice") else []),
             *([("zone edge", a["zone_edge"])] if a.get("zone_edge") else []),
             ("probes", f"{a.get('n_probes')}" + (f" (proposal {a['from_proposal']}'s probe: the fewest possible)"
                                                  if a.get("from_proposal") else

@@ -81,10 +81,18 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     else:
         c, get = plan.coverage, getattr
         device, setting, probes, lower = plan.device, plan.setting, plan.probes, plan.lower_bound
-    from ..planning.ablation.commands import hollow_viscus_verdict
+    from ..planning.ablation.commands import hollow_viscus_verdict, setting_choice_words
 
+    note = plan.get("hollow_viscus") if isinstance(plan, dict) else plan.hollow_viscus
+    ells = plan.get("zones") or [] if isinstance(plan, dict) else plan.zones
+    sizes = dict.fromkeys((f"{z['length_mm']:.1f}", f"{z['diameter_mm']:.1f}") if isinstance(z, dict) else
+                          (f"{2 * z.a_mm:.1f}", f"{2 * z.b_mm:.1f}") for z in ells)
     margins = {float(str(k).removesuffix("mm")): v for k, v in get(c, "margin_covered_pct").items()}
-    rows = [("device", f"{device} {setting}"), ("probes", str(len(probes))),
+    rows = [("device", f"{device} {setting}"),
+            # the zone drawn (its own setting's), and why IMAGIO chose it when it is not the asked one
+            *[("zone length x diameter mm", f"{a} x {b}") for a, b in sizes],
+            *([("setting chosen by IMAGIO", w)] if (w := setting_choice_words(note, device)) else []),
+            ("probes", str(len(probes))),
             ("tumour covered %", f"{get(c, 'tumour_covered_pct'):.1f}")]
     rows += [(f"tumour + {m:g} mm covered %", f"{v:.1f}") for m, v in margins.items()]
     tol = c.get("outline_tolerance_mm", 0.0) if isinstance(c, dict) else getattr(c, "outline_tolerance_mm", 0.0)
@@ -158,7 +166,7 @@ def ablation_json_to_scene(scene, abl: dict) -> dict:
             for label, ras in (("entry", p["entry_ras"]), ("tip", p["tip_ras"])):
                 node.AddControlPoint(vtk.vtkVector3d(*map(float, ras)), label)
             node.SetAttribute("IMAGIO.tip_ras", ",".join(f"{x:.2f}" for x in p["tip_ras"]))
-            node.SetAttribute("IMAGIO.device", f"{abl['device']} {abl['setting']}")
+            node.SetAttribute("IMAGIO.device", f"{abl['device']} {pp.get('setting') or abl['setting']}")   # its own
             node.CreateDefaultDisplayNodes()
             node.SetLocked(True)
             out["probes"].append(node.GetID())
@@ -178,12 +186,17 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
     goes ``centre_offset_mm`` (the device's tip-to-zone-centre offset) past it along the path
     (`Probe.centred_on`). With ``plan`` the placement is the CLI's own
     (`multiprobe.place_on_path`: the advanced track checked for the device's shaft, advanced less
-    when the full advance breaks a hard constraint, said in ``status``); without it the track is
-    not checked (``status_kind`` "manual"). Trial 95 F3: the tip was put on the path's end, the
-    zone's centre 10-19 mm short of the tumour (39.5 % covered where the CLI gave 66.6 %)."""
+    when the full advance breaks a hard constraint, said in ``status``) and a zone taking in a
+    hollow viscus gives way to the device's other setting or zone position along the path that
+    keeps it out, as `imagio plan --device` proposes (`spare.spare_hollow_viscus`: the result's
+    ``setting`` is then not ``setting``, `placement_note` says which and why; follow it live with
+    `chosen_setting`); without it the track is not checked (``status_kind`` "manual"). Trial 95
+    F3: the tip was put on the path's end, the zone's centre 10-19 mm short of the tumour (39.5 %
+    covered where the CLI gave 66.6 %)."""
     from ..errors import InputError
     from ..planning.ablation import AblationContext, get_device
     from ..planning.ablation.multiprobe import ProbePlan, place_on_path, plan_multiprobe
+    from ..planning.ablation.spare import spare_hollow_viscus
     from ..planning.ablation.commands import padding_voxels
     from ..planning.ablation.mediastinum_near import add_mediastinum
     from ..planning.ablation.zones import Probe, zones
@@ -215,6 +228,8 @@ def ablation_from_nodes(scene, volume_node, segmentation_node, path_node, tumour
             raise InputError("the needle path's entry and end are the same point: move one of them")
         if plan is not None:
             result = place_on_path(plan, ctx, dev, s, e, centre_ras=c)
+            # as the CLI proposes it: another setting or position when this zone takes in a hollow viscus
+            result, _ = spare_hollow_viscus(plan, ctx, dev, s, e, placed=result, centre_ras=c)
             result.status = (f"{result.status} (the target: the selected path's end); clearances judged "
                              f"for the probe's {plan.problem.needle.diameter_mm:g} mm shaft")
         else:
@@ -236,33 +251,59 @@ def probe_note(setting, live: bool = False) -> str:
 
 
 def placement_note(result) -> str:
-    """The words for a single probe placed by `ablation_from_nodes` (``result``: its ProbePlan):
-    `probe_note` when the zone is centred on the path's end, else the placement's own status
-    (advanced less than the device's offset, or infeasible: the CLI's words)."""
+    """The words for a single probe placed by `ablation_from_nodes` (``result``: its ProbePlan, its
+    own setting): `probe_note` when the zone is centred on the path's end, else the placement's
+    own status (advanced less than the device's offset, or infeasible: the CLI's words); when
+    IMAGIO chose another setting or zone position than asked (`spare.spare_hollow_viscus`), first
+    which and why (`commands.setting_choice_words`)."""
+    from ..planning.ablation.commands import setting_choice_words
+
+    s, shift = chosen_setting(result)
+    choice = setting_choice_words(result.hollow_viscus, result.device)
+    note = probe_note(s) if not shift else (
+        f"zone centred {abs(shift):g} mm {'deeper than' if shift > 0 else 'short of'} the path's end: advance the "
+        f"probe tip {s.centre_offset_mm:g} mm past the zone's centre (the device's tip-to-zone-centre offset)")
+    if result.status_kind == "centred_graze":
+        note = f"{note}; {result.status}"
+    elif result.status_kind not in ("centred", "manual"):
+        note = result.status
+    return f"{choice}; {note}" if choice else note
+
+
+def chosen_setting(result):
+    """(setting, shift_mm) of a single probe placed by `ablation_from_nodes` (``result``: its
+    ProbePlan): its own `devices.Setting` (the device catalogue's) and its zone centre's shift
+    along the path from the path's end (mm, + deeper; 0 unless `spare.spare_hollow_viscus` moved
+    it), for the live update (`observe_ablation`) to keep drawing the zone proposed."""
     from ..planning.ablation import get_device
 
-    note = probe_note(get_device(result.device).setting(result.setting))
-    if result.status_kind == "centred_graze":
-        return f"{note}; {result.status}"
-    return note if result.status_kind in ("centred", "manual") else result.status
+    note = result.hollow_viscus or {}
+    return (get_device(result.device).setting(result.setting),
+            float(note.get("shift_mm") or 0.0) if note.get("found") else 0.0)
 
 
-def update_zone(ctx, path_nodes, setting, modality=None):
+def update_zone(ctx, path_nodes, setting, modality=None, shift_mm: float = 0.0):
     """Live update: the zones of probes on ``path_nodes`` (lines entry -> target, RAS mm), each
-    centred on its line's end (`Probe.centred_on`, as `ablation_from_nodes`), and their
-    coverage, for dragging (tens of ms on the analysis grid). The tracks are not re-checked."""
+    centred on its line's end (`Probe.centred_on`, as `ablation_from_nodes`) moved ``shift_mm``
+    along the line (+ deeper: the position `spare.spare_hollow_viscus` chose, `chosen_setting`),
+    and their coverage, for dragging (tens of ms on the analysis grid). The tracks are not re-checked."""
     from ..planning.ablation.zones import Probe, zones
     from .planning import line_points
 
-    probes = [Probe.centred_on(*line_points(n), setting) for n in path_nodes]
+    def centred(e, c):
+        u = (c - e) / max(float(np.linalg.norm(c - e)), 1e-9)
+        return Probe.centred_on(e, c + float(shift_mm) * u, setting)
+
+    probes = [centred(*line_points(n)) for n in path_nodes]
     ells = zones(probes, setting)
     return ells, ctx.evaluate(ells, modality)
 
 
 def observe_ablation(path_node, ctx, setting, device_name: str, modality=None, zone_node=None,
-                     table_node=None, callback=None):
-    """Follow the probe on ``path_node`` (line entry -> target, the zone centred on the target:
-    `update_zone`): on every point move, recompute the zone and its coverage, update
+                     table_node=None, callback=None, shift_mm: float = 0.0):
+    """Follow the probe on ``path_node`` (line entry -> target, the zone centred on the target,
+    moved ``shift_mm`` along it: `update_zone`; ``setting`` and ``shift_mm``: the placed probe's
+    own, `chosen_setting`): on every point move, recompute the zone and its coverage, update
     ``zone_node``'s mesh and ``table_node``, call ``callback(Coverage)``. Returns the observer tag."""
     import slicer
 
@@ -272,7 +313,7 @@ def observe_ablation(path_node, ctx, setting, device_name: str, modality=None, z
     def on_modified(caller, event=None):
         if caller.GetNumberOfControlPoints() < 2:
             return
-        ells, cov = update_zone(ctx, [caller], setting, modality)
+        ells, cov = update_zone(ctx, [caller], setting, modality, shift_mm)
         if zone_node is not None:
             zone_node.SetAndObservePolyData(zones_polydata(ells))
         if table_node is not None:

@@ -360,7 +360,7 @@ def cmd_plan(args) -> int:
               + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
               + (" (INFEASIBLE probe placement: see the warnings)" if bad else "")
               + hollow_viscus_clause(c)   # trial 96 F4
-              + (f"; {sp['hollow_viscus']['text']}" if (sp.get("hollow_viscus") or {}).get("found") else ""))
+              + (f"; {sp['setting_choice']}" if sp.get("setting_choice") else ""))   # its own setting, and why
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))
         elif abl.get("multi_probe", {}).get("failed"):   # INFEASIBLE said where the plan is read, not only on stderr

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from ..errors import ImagioError, InputError
-from .content import (case_name, chosen_first, default_target, device_choices, nodule_choices, page_title,
-                      procedure_sections, proposal_rows, scope_choices, setting_choices, target_choices)
+from .content import (ablation_text, case_name, chosen_first, default_target, device_choices, nodule_choices,
+                      page_title, procedure_sections, proposal_rows, scope_choices, setting_choices, target_choices)
 from .ui import build_ui
 from .views import layout_views, display_xy, planning_layouts, software_gl
 
@@ -423,8 +423,9 @@ class PlanningWorkstation:
     def on_ablation(self):
         """Zone of the chosen device/setting on the editable path, coverage and minimal margin,
         followed live while the path moves (imagio.mrml.ablation)."""
-        from ..mrml.ablation import ablation_from_nodes, observe_ablation, placement_note, probe_note
+        from ..mrml.ablation import ablation_from_nodes, chosen_setting, observe_ablation, placement_note, probe_note
         from ..planning.ablation import get_device
+        from ..planning.ablation.commands import setting_choice_words
 
         if self.state.target == POINT:
             self.state.ablation = "Ablation needs the tumour as a segment: choose it as the target and plan"
@@ -439,22 +440,19 @@ class PlanningWorkstation:
         zone = self.scene.GetNodeByID(ids["zones"][0])
         if self._ablation is not None:
             self.path_node.RemoveObserver(self._ablation)
-        setting = dev.setting(self.state.setting)
+        # the placed probe's own setting and position, followed live (IMAGIO may have chosen another
+        # than asked to keep hollow viscera out: said in the note)
+        setting, shift = chosen_setting(result)
+        choice = setting_choice_words(result.hollow_viscus, result.device)
+        live = (f"{choice}; " if choice else "") + probe_note(setting, live=True)
         self._ablation = observe_ablation(self.path_node, ctx, setting, dev.name, dev.modality, zone, None,
-                                          lambda c: self.on_coverage(c, probe_note(setting, live=True)))
-        self.on_coverage(result.coverage, placement_note(result))
+                                          lambda c: self.on_coverage(c, live, setting.id), shift_mm=shift)
+        self.on_coverage(result.coverage, placement_note(result), setting.id)
 
-    def on_coverage(self, c, note: str = ""):
-        from ..planning.ablation.commands import hollow_viscus_words
-
-        m5 = c.margin_covered_pct.get(5.0)
-        self.state.ablation = (f"{self.state.device} {self.state.setting}: tumour covered {c.tumour_covered_pct:.1f}%"
-                               + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
-                               + f"; minimal ablative margin {c.mam_mm:.1f} mm"
-                               + (" (not verifiable: past the image)" if c.criteria["minimal_ablative_margin"]["met"] is None else
-                                  "" if c.criteria["minimal_ablative_margin"]["met"] else " (below 5 mm)")
-                               + (f"; {hv}" if (hv := hollow_viscus_words(c.criteria.get("no_hollow_viscus"))) else "")
-                               + (f"; {note}" if note else ""))
+    def on_coverage(self, c, note: str = "", setting: str | None = None):
+        """The page's ablation line (`content.ablation_text`) for coverage ``c`` of the placed
+        probe's own ``setting`` (default the panel's)."""
+        self.state.ablation = ablation_text(self.state.device, setting or self.state.setting, c, note)
         self.state.flush()
 
     def on_route(self):

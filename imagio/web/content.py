@@ -107,6 +107,27 @@ def setting_choices(device: str) -> list[dict]:
             for s in get_device(device).settings.values()]
 
 
+def ablation_text(device: str, setting: str, coverage, note: str = "") -> str:
+    """The page's ablation line: "<device> <setting>: tumour covered ..%, tumour + 5 mm ..%;
+    minimal ablative margin .. mm" with the margin's and the hollow-viscus criterion's verdicts
+    and ``note`` (`imagio.mrml.ablation.placement_note`: where the tip goes, and which setting
+    IMAGIO chose instead of the asked one, and why). ``device``, ``setting``: the placed probe's
+    own (its ProbePlan's, `imagio.mrml.ablation.chosen_setting`), never the one asked in the
+    panel: they differ when `spare.spare_hollow_viscus` kept a hollow viscus out with another
+    setting. ``coverage``: its `coverage.Coverage`."""
+    from ..planning.ablation.commands import hollow_viscus_words
+
+    c = coverage
+    m5 = c.margin_covered_pct.get(5.0)
+    mam = c.criteria["minimal_ablative_margin"]["met"]
+    hv = hollow_viscus_words(c.criteria.get("no_hollow_viscus"))
+    return (f"{device} {setting}: tumour covered {c.tumour_covered_pct:.1f}%"
+            + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
+            + f"; minimal ablative margin {c.mam_mm:.1f} mm"
+            + (" (not verifiable: past the image)" if mam is None else "" if mam else " (below 5 mm)")
+            + (f"; {hv}" if hv else "") + (f"; {note}" if note else ""))
+
+
 def case_name(ct_path=None) -> str:
     """The case as the browser tab names it: "phantom" for the digital patient (no ``ct_path``),
     else the CT's folder and file name without its extensions ("thigh/ct" for thigh/ct.nii.gz;

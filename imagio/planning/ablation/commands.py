@@ -75,14 +75,48 @@ def padding_voxels(problem, labels=None):
     return padding_core(problem)
 
 
+def setting_fields(s) -> dict:
+    """The JSON fields naming one device setting ``s`` (`devices.Setting`): id, label (power and
+    time, or protocol and isotherm), its words with the zone size (`devices.Setting.words`), the
+    zone's length along the shaft and diameter across it, the tip-to-zone-centre offset (mm) and
+    the source of the zone chart. plan.json's ``ablation`` has them for the asked setting and
+    each proposal for its own (they differ when `spare.spare_hollow_viscus` chose another)."""
+    return {"setting": s.id, "setting_label": s.label, "setting_words": s.words,
+            "zone_length_mm": s.zone_length_mm, "zone_diameter_mm": s.zone_diameter_mm,
+            "centre_offset_mm": s.centre_offset_mm, "source": s.source}
+
+
+def setting_choice_words(note: dict | None, device: str = "") -> str:
+    """What IMAGIO chose instead of what was asked, and why, from `spare.spare_hollow_viscus`'s
+    note (``hollow_viscus`` of a proposal, a plan.json single-probe entry or a `multiprobe.ProbePlan`):
+    "IMAGIO chose <device> 45W_5min (45 W, 5 min, zone 30 x 24 mm) instead of the asked 100W_10min
+    (100 W, 10 min, zone 48 x 42 mm): <why>" when the setting differs, "IMAGIO moved the zone ...:
+    <why>" when only its centre moved along the path, "" when the asked zone was kept (no note, or
+    none found). Every place that shows the plan (summary line, report, Slicer module, IMAGIO Web)
+    says it with these words."""
+    if not note or not note.get("found"):
+        return ""
+    dev = f"{device} " if device else ""
+    if note.get("asked") and note["setting"] != note["asked"]:
+        return (f"IMAGIO chose {dev}{note['setting']} ({note.get('setting_words', '')}) instead of the asked "
+                f"{note['asked']} ({note.get('asked_words', '')}) to keep hollow viscera out of the zone: {note['text']}")
+    if note.get("shift_mm"):
+        sh = float(note["shift_mm"])
+        return (f"IMAGIO moved the {dev}{note['setting']} zone's centre {abs(sh):g} mm "
+                f"{'deeper than' if sh > 0 else 'short of'} the target along the path to keep hollow viscera out of "
+                f"the zone: {note['text']}")
+    return ""
+
+
 def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool = False,
                       devices_file=None, progress=None, guarantee_margin: bool = False,
                       max_probes: int | None = None) -> dict:
     """Zones, coverage and MAM for every proposal of a feasible plan (each probe advanced so
     the zone centre lands on the target; a zone taking in a hollow viscus is replaced by the
     device's other setting or zone position along the same path that keeps it out, or says why
-    none does: `spare.spare_hollow_viscus`, the proposal's own ``setting`` then differs from the
-    asked one), plus optionally a multi-probe plan (``guarantee_margin``:
+    none does: `spare.spare_hollow_viscus`; each proposal carries its own setting's fields,
+    `setting_fields`, which then differ from the asked one's at the top level, ``setting_asked``,
+    and ``setting_choice``: `setting_choice_words`, None when the asked zone was kept), plus optionally a multi-probe plan (``guarantee_margin``:
     probes added until the margin is proven, `multiprobe.plan_multiprobe`; at most ``max_probes``
     probes, default ablation_criteria.json multi_probe.max_probes; more fails as "needs N
     probes"): a JSON-able dict.
@@ -102,9 +136,8 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
     from .mediastinum_near import add_mediastinum
 
     add_mediastinum(ctx, p)   # trial 47 M3: unlabelled mediastinum near a lung zone
-    out = {"device": dev.name, "device_label": dev.label, "modality": dev.modality, "setting": s.id,
-           "setting_label": s.label, "zone_length_mm": s.zone_length_mm, "zone_diameter_mm": s.zone_diameter_mm,
-           "centre_offset_mm": s.centre_offset_mm, "source": s.source, "tumour": ctx.tumour_name,
+    out = {"device": dev.name, "device_label": dev.label, "modality": dev.modality, **setting_fields(s),
+           "setting_asked": s.id, "tumour": ctx.tumour_name,
            "isotherm_c": s.isotherm_c, "zone_edge": zone_edge(dev.modality, s.isotherm_c),
            "chart_tissue": dev.chart_tissue, "chart_in_lung": dev.chart_in_lung, "single_probe": []}
     singles = []
@@ -115,6 +148,9 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
         # why none does (trial 96 F4; `spare.spare_hollow_viscus`)
         pp, _ = spare_hollow_viscus(result, ctx, dev, s, m.entry_ras, placed=pp)
         d = pp.to_dict()
+        # the proposal's own setting (its zone, power, time), what was asked, and why they differ
+        d.update(setting_fields(dev.setting(pp.setting)), setting_asked=s.id,
+                 setting_choice=setting_choice_words(pp.hollow_viscus, dev.name) or None)
         d["proposal"] = r + 1
         d["isotherm_c"], d["zone_edge"] = out["isotherm_c"], out["zone_edge"]
         out["single_probe"].append(d)
@@ -123,6 +159,7 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
         try:
             out["multi_probe"] = plan_multiprobe(result, ctx, dev, s, progress=progress, max_probes=max_probes,
                                                guarantee_margin=guarantee_margin, singles=singles).to_dict()
+            out["multi_probe"].update(setting_fields(dev.setting(out["multi_probe"]["setting"])))
             out["multi_probe"]["isotherm_c"], out["multi_probe"]["zone_edge"] = out["isotherm_c"], out["zone_edge"]
             out["multi_probe"]["shared_entries"] = shared_entries(out["multi_probe"]["probes"])
             if dev.simultaneous:   # probes in place together: their shafts must not meet (the cover kept them apart)

@@ -118,9 +118,13 @@ def _write(pp, ctx, out: Path, scene, needle, host_organ: str, single: bool = Fa
     a proposal's path; ``host_organ``: the structure holding the tumour, "" unknown) with its ``warnings``: every doubt `commands.ablation_warnings` states for
     ``imagio plan`` (the margin below the required, critical tissue inside the zone, ...), so the
     demo says what the CLI says (trial 73: a zone taking in duodenum and a 4.4 mm margin, no word)."""
-    from .commands import ablation_warnings
+    from .commands import ablation_warnings, setting_choice_words, setting_fields
+    from .devices import get_device
 
     d = pp.to_dict()
+    # its own setting's power, time and zone (`spare.spare_hollow_viscus` may have chosen another than the demo's)
+    d.update(setting_fields(get_device(d["device"]).setting(d["setting"])), setting_asked=DEMO_DEVICE[1],
+             setting_choice=setting_choice_words(pp.hollow_viscus, d["device"]) or None)
     d["shaft_diameter_mm"] = needle.diameter_mm   # what the probes' clearances were judged for
     abl = {"device": d["device"], "setting": d["setting"], "modality": d.get("modality"),
            "tumour": ctx.tumour_name, "isotherm_c": d.get("isotherm_c")}

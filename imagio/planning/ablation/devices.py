@@ -48,6 +48,12 @@ class Setting:
         return f"{self.power_w:g} W, {self.time_min:g} min"
 
     @property
+    def words(self) -> str:
+        """``label`` and the zone's size: "75 W, 5 min, zone 35 x 30 mm" (length along the shaft x
+        diameter across it), as plans and reports name a setting."""
+        return f"{self.label}, zone {self.zone_length_mm:g} x {self.zone_diameter_mm:g} mm"
+
+    @property
     def volume_ml(self) -> float:
         """Volume of the ellipsoidal zone (mL)."""
         import math

@@ -23,9 +23,38 @@ def zones_touch(P: np.ndarray, C: np.ndarray, U: np.ndarray, a_mm: float, b_mm: 
     return out
 
 
-def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, margin_mm: float | None = None):
-    """One probe on the path ``entry_ras`` -> the plan's target whose zone keeps hollow viscera
-    out when one can: (`multiprobe.ProbePlan`, note).
+def hull_points(P: np.ndarray) -> np.ndarray:
+    """The vertices of the convex hull of the points ``P`` (RAS mm, (n, 3); scipy.spatial.ConvexHull,
+    Qhull), or ``P`` itself when it has no 3-D hull (fewer than 4 points, all in a plane). An
+    ablation zone is an ellipsoid, a convex set: it holds every point of ``P`` exactly when it holds
+    the hull's vertices, so the test whether a zone covers tumour + margin reads the few hundred
+    vertices instead of every voxel centre (the same answer)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    if len(P) < 4:
+        return P
+    try:
+        return P[ConvexHull(P).vertices]
+    except QhullError:
+        return P
+
+
+def near_line(P: np.ndarray, c: np.ndarray, u: np.ndarray, b_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(P[keep], keep): the points ``P`` (RAS mm, (n, 3)) at most ``b_mm`` (+ 1e-6 mm of rounding)
+    from the line through ``c`` along the unit ``u`` (RAS mm). A zone centred on that line with
+    axis ``u`` and semi-diameter at most ``b_mm`` holds no other point (its points lie within its
+    semi-diameter of its axis), so testing only these gives the same answer. Vectorised."""
+    d = P - np.asarray(c, float)
+    t = d @ np.asarray(u, float)
+    keep = np.einsum("pi,pi->p", d, d) - t * t <= (float(b_mm) + 1e-6) ** 2
+    return P[keep], keep
+
+
+def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, margin_mm: float | None = None,
+                        centre_ras=None):
+    """One probe on the path ``entry_ras`` -> ``centre_ras`` (RAS mm; default the plan's target,
+    as `multiprobe.place_on_path`; the Slicer module and IMAGIO Web give their path's end) whose
+    zone keeps hollow viscera out when one can: (`multiprobe.ProbePlan`, note).
 
     ``placed``: today's placement (`multiprobe.place_on_path` with ``setting``, zone centred on
     the target), made here when None. When its zone takes in no hollow viscus (criterion met or
@@ -44,7 +73,7 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
     zone centre's shift along the path, + deeper), "text", "tried": {"settings", "positions",
     "placed"}}."""
     if placed is None:
-        placed = place_on_path(plan, ctx, device, setting, entry_ras)
+        placed = place_on_path(plan, ctx, device, setting, entry_ras, centre_ras=centre_ras)
     hv = placed.coverage.criteria.get("no_hollow_viscus") or {}
     if hv.get("met") is not False:
         return placed, None
@@ -52,7 +81,7 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
     if margin not in ctx.regions:
         margin = min(ctx.regions, key=lambda m: abs(m - margin))
     e = np.asarray(entry_ras, float)
-    c = np.asarray(plan.problem.target.point_ras, float)
+    c = np.asarray(plan.problem.target.point_ras if centre_ras is None else centre_ras, float)
     u = (c - e) / np.linalg.norm(c - e)
     others = sorted((s for s in device.settings.values()
                      if s.probes == 1 and s.id != setting.id and s.isotherm_c == setting.isotherm_c),
@@ -61,11 +90,13 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
     tried = {"settings": [s.id for s in settings], "positions": 0, "placed": 0}
     inside = within_margin_text(ctx, margin)   # hollow viscera inside tumour + margin: no zone keeps them out
     if inside:
-        return _none(placed, hv, device, margin, tried, hv.get("structures") or {}, f": {inside}")
+        return _none(placed, hv, device, setting, margin, tried, hv.get("structures") or {}, f": {inside}")
     g = ctx.grid
-    R = g.kji_to_ras(np.argwhere(ctx.regions[margin]).astype(float))    # tumour + margin voxel centres
+    R = hull_points(g.kji_to_ras(np.argwhere(ctx.regions[margin]).astype(float)))   # tumour + margin: its hull
     reach = max(s.zone_length_mm for s in settings)
     H, hn, _ = hollow_points(ctx, reach)
+    H, keep = near_line(H, c, u, max(0.5 * s.zone_diameter_mm for s in settings))   # only these can be in a zone
+    hn = hn[keep]
     cands, covering, hit_names, n_pos = [], 0, set(), 0
     for s in settings:
         half = 0.5 * s.zone_length_mm
@@ -94,7 +125,8 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
                     f"{names_text((hv.get('structures') or {}).keys())}; {s.id} with {where} covers the tumour "
                     f"with a {margin:g} mm margin and keeps every hollow viscus out")
             pp.status += f"; {text}"
-            note = {"found": True, "setting": s.id, "shift_mm": shift, "text": text, "tried": tried}
+            note = {"found": True, "asked": setting.id, "asked_words": setting.words, "setting": s.id,
+                    "setting_words": s.words, "shift_mm": shift, "text": text, "tried": tried}
             pp.hollow_viscus = note
             return pp, note
     if covering == 0:
@@ -105,10 +137,10 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
         why = (f" and with a placeable probe (the {len(cands)} zone(s) that would spare it on the grid's voxel "
                f"centres: {tried['placed']} placed, each breaking a hard constraint of the path or the criteria on "
                "evaluation)")
-    return _none(placed, hv, device, margin, tried, hit_names or (hv.get("structures") or {}).keys(), why)
+    return _none(placed, hv, device, setting, margin, tried, hit_names or (hv.get("structures") or {}).keys(), why)
 
 
-def _none(placed, hv: dict, device, margin: float, tried: dict, names, why: str):
+def _none(placed, hv: dict, device, setting, margin: float, tried: dict, names, why: str):
     """``placed`` with the note that no setting / position keeps the hollow viscera ``names`` out
     (``why``: what follows "... without taking in <names>"), also the criterion's ``unavoidable``."""
     text = (f"no setting of {device.name} ({', '.join(tried['settings'])}) at any zone position along this path "
@@ -116,6 +148,7 @@ def _none(placed, hv: dict, device, margin: float, tried: dict, names, why: str)
             f"covers the tumour with a {margin:g} mm margin without taking in {names_text(names)}{why}: "
             "hydrodissection / artificial ascites, another path, or another modality")
     hv["unavoidable"] = text
-    note = {"found": False, "setting": tried["settings"][0], "shift_mm": 0.0, "text": text, "tried": tried}
+    note = {"found": False, "asked": setting.id, "asked_words": setting.words, "setting": setting.id,
+            "setting_words": setting.words, "shift_mm": 0.0, "text": text, "tried": tried}
     placed.hollow_viscus = note
     return placed, note

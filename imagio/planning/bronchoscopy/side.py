@@ -11,8 +11,9 @@ The side of a point comes, in this order, from
 
 - the label map's lungs or lobes (TotalSegmentator / IMAGIO names: ``lung_left``, ``lung_right``,
   ``lung_upper_lobe_left``, ...): the lung that holds the point, else the lung clearly nearer to
-  it (its nearest voxel at most half as far as the other lung's: a point between the lungs, in
-  the trachea or the mediastinum, has no side);
+  it (its nearest voxel at most half as far as the other lung's: ``lung_side_nearer_ratio`` of
+  imagio/data/airway_limits.json; a point between the lungs, in the trachea or the mediastinum,
+  has no side);
 - without lung labels, the carina of a named tree: the side of the mid-sagittal plane through the
   carina, normal to it the direction from the right main bronchus to the left one (orthogonal to
   the trachea's axis), for a point farther from that plane than the trachea's lumen radius (a
@@ -24,8 +25,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import InputError
+from ...limits import LUNG_SIDE_NEARER_RATIO
 
-NEARER = 0.5   # a point's nearest lung voxel at most this fraction of the other lung's distance
+# a point's nearest lung voxel at most this fraction of the other lung's distance (airway_limits.json
+# lung_side_nearer_ratio, with its reasoning)
+NEARER = LUNG_SIDE_NEARER_RATIO
 
 
 def _lung_side_names(labels) -> dict[str, list[str]]:
