@@ -59,6 +59,9 @@ BRIGHTEST = float(_H["brightest_fraction"])
 SUPERFICIAL_MM = float(_H["superficial_depth_mm"])
 MIN_SUPERFICIAL = float(_H["min_superficial_brightest_fraction"])
 MIN_ENRICHMENT = float(_H["min_superficial_enrichment"])
+SKIN_MM = float(_H["skin_mm"])
+MIN_SUBCUT_ML = float(_H["min_subcutaneous_ml"])
+JUDGE_MIN_MM = float(_H["judge_min_mm"])
 MAX_BONE_OF_BODY_OFFSET = float(_H["max_bone_of_body_for_offset"])  # shifted: fat of a T1 MR as bone
 MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
 # of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
@@ -141,7 +144,57 @@ def room_air_mask(vol, s: int) -> np.ndarray:
     return np.isin(lab, ids[ids > 0])
 
 
-def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
+def skin_depth(vol, n: int = 2_000_000):
+    """(s, b, depth) for `t1_order_problem` and `subcutaneous_problem`, or None when no room air
+    is in view (`room_air_mask`): ``s`` the stride, ``b`` = ``vol.array[::s, ::s, ::s]`` (k, j, i,
+    at most about ``n`` voxels), ``depth`` the distance in mm of each voxel of ``b`` from the
+    nearest room air (0 in room air; anisotropic spacing honoured)."""
+    from scipy import ndimage
+
+    a = vol.array
+    s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
+    room = room_air_mask(vol, s)
+    if not room.any():
+        return None
+    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
+    return s, a[::s, ::s, ::s], depth
+
+
+def subcutaneous_problem(vol, skin=None) -> str | None:
+    """Why ``vol`` reads as a T1 MR whose fat is read as denser than soft tissue (one clause), or
+    None. ``vol``: a `Volume` (array k, j, i; spacing in mm); ``skin``: `skin_depth` (vol) when
+    already computed.
+
+    The layer under the skin, ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm) beneath room
+    air, is subcutaneous fat on a CT (-150..-50 HU, with skin and muscle: within the soft-tissue
+    band -200..200 HU; bone reaches it only along thin lines: tibia, sternum, spinous processes).
+    On a T1 MR it is the brightest tissue: after a gain above 1 or a rescale with a high top (x3 -
+    1024, -1000..1500) it reads above any soft tissue, a shell of bone lining the skin (new-user
+    trial 99 F3). Refused when the median of what is not air (above -500 HU: not an MR's noise in air,
+    nor the skin's partial volume with air) there is above the
+    soft-tissue band's top and the layer holds at least ``min_subcutaneous_ml``. None without
+    room air in view (a crop inside the body). Not told from a CT: a head CT whose skull fills most
+    of the layer (refused: the safe side). Sources: ``input_limits.json`` ``hu_check``
+    (``subcutaneous_reason``, ``subcutaneous_source``)."""
+    if not hasattr(vol, "spacing_kji"):
+        return None
+    skin = skin_depth(vol) if skin is None else skin
+    if skin is None:
+        return None
+    s, b, depth = skin
+    layer = (depth > SKIN_MM) & (depth <= SUPERFICIAL_MM) & (b > NOT_AIR_HU)
+    ml = float(np.count_nonzero(layer)) * float(np.prod(np.abs(vol.spacing))) * s ** 3 / 1000.0
+    if ml < MIN_SUBCUT_ML:
+        return None
+    med = float(np.median(b[layer]))
+    if med <= SOFT_BAND[1]:
+        return None
+    return (f"the layer {SKIN_MM:g}-{SUPERFICIAL_MM:g} mm under the skin reads {med:.0f} HU (median of {ml:.0f} mL), "
+            f"denser than any soft tissue (a CT's subcutaneous fat, skin and muscle read {SOFT_BAND[0]:g}..{SOFT_BAND[1]:g} HU): "
+            "a T1 MR's fat (its brightest tissue, lining the skin) read as if bone")
+
+
+def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str | None:
     """Why ``vol`` reads as a T1-weighted MR shifted or rescaled into the HU range (one clause), or
     None. ``vol``: a `Volume` (array k, j, i; spacing in mm); ``v``: a sample of its values.
 
@@ -158,15 +211,14 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
     (`room_air_mask`); and at least ``min_superficial_brightest_fraction`` of the brightest
     ``brightest_fraction`` of what is not air within ``superficial_depth_mm`` of room air, and
     ``min_superficial_enrichment`` times as large a share as of all that is not air there.
-    Read on a strided copy of at most about ``n`` voxels; the distances are computed only for an
-    image that passes the first two tests (an aerated image without bone).
+    Read on a strided copy of at most about ``n`` voxels; the distances (`skin_depth`, or ``skin``
+    when already computed) are computed only for an image that passes the first two tests (an
+    aerated image without bone).
     Still accepted (not told from a CT here): a T1 MR whose fat, shifted, reads above 700 HU
     (refused only as a whole cross-section whose fat reads as bone, `body_composition`), a T1 MR
     of a region without muscle in bulk, and any crop inside the body (no room air in view), since a
     CT's crop of a lung needs no rib. Sources: ``input_limits.json`` ``hu_check``
     (``t1_order_reason``, ``t1_order_source``)."""
-    from scipy import ndimage
-
     if not hasattr(vol, "spacing_kji"):
         return None
     nonair = v[v > AIR_BAND[1]]
@@ -178,17 +230,14 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
     bone_ml = float(np.count_nonzero(vol.array >= CORTEX_HU)) * float(np.prod(np.abs(vol.spacing))) / 1000.0
     if bone_ml >= MIN_CORTEX_ML:
         return None
-    a = vol.array
-    s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
-    room = room_air_mask(vol, s)
-    if not room.any():
+    skin = skin_depth(vol, n) if skin is None else skin
+    if skin is None:
         return None
-    b = a[::s, ::s, ::s]
+    s, b, depth = skin
     body = b > AIR_BAND[1]
     if not body.any():
         return None
     top = body & (b >= np.percentile(b[body], 100.0 * (1.0 - BRIGHTEST)))
-    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
     shallow = float(np.mean(depth[top] <= SUPERFICIAL_MM))
     # concentrated under the skin, not spread as the tissue is (noise in a uniform body: ratio 1)
     if shallow < MIN_SUPERFICIAL or shallow < MIN_ENRICHMENT * float(np.mean(depth[body] <= SUPERFICIAL_MM)):
@@ -198,6 +247,23 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
             f"brightest {BRIGHTEST * 100:g}% lies within {SUPERFICIAL_MM:g} mm of the skin: a T1 MR's tissue order (fat "
             "brightest, under the skin; muscle dark; bone without signal), not a CT's (fat darker than muscle, bone "
             "the densest)")
+
+
+def too_small_to_judge(vol) -> str:
+    """'' or a clause for a refusal: "; if it is a crop of a CT, it is too small to judge ..." when
+    ``vol`` (a `Volume`, spacing in mm) is narrower than ``judge_min_mm`` (100 mm) along a side of
+    its grid. Such a crop of the body surface may hold only skin, fat, pads and couch, not the
+    muscle and bone the tissue-order and body-composition tests read (new-user trial 99 F3: real
+    CTs' 40-50 mm surface boxes refused as T1 MRs); it stays refused (the safe side), and is told
+    what to give.
+    Source: ``input_limits.json`` ``hu_check`` ``judge_min_reason``."""
+    if not hasattr(vol, "spacing_kji"):
+        return ""
+    side = float(np.min(np.asarray(vol.shape, float) * np.abs(np.asarray(vol.spacing_kji, float))))
+    if side >= JUDGE_MIN_MM:
+        return ""
+    return (f"; if it is a crop of a CT, it is too small to judge ({side:.0f} mm across): give at least "
+            f"{JUDGE_MIN_MM:g} mm along each side, from the air beside the patient to the bone")
 
 
 def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
@@ -234,8 +300,33 @@ def grid_problem(vol) -> str | None:
     return None
 
 
+def axial_view(vol):
+    """``vol`` with its array axes ordered (k, j, i) so that k is the grid axis nearest the
+    patient's S direction (a view: no copy; the affine permuted with it, world positions kept), or
+    ``vol`` itself when it already is, or has no affine. The room-air and border tests work on the
+    in-plane rows and columns of each slice: read on axial slices whatever the storage order (a
+    sagittal or coronal stack, a permuted array), they give the same answer (trial 99 F3: the same
+    T1 MR refused in one storage order and accepted in another)."""
+    m = getattr(vol, "ijk_to_ras", None)
+    if m is None or getattr(vol, "array", None) is None or np.ndim(vol.array) != 3:
+        return vol
+    cols = np.asarray(m, float)[:3, :3]                    # columns: i, j, k
+    kji = cols[:, ::-1] / np.linalg.norm(cols[:, ::-1], axis=0)
+    sup = int(np.argmax(np.abs(kji[2])))
+    if sup == 0:
+        return vol
+    perm = (sup, *[x for x in range(3) if x != sup])
+    out = np.array(m, float)
+    out[:3, :3] = cols[:, [2 - perm[2 - c] for c in range(3)]]
+    return type(vol)(vol.array.transpose(perm), out, vol.name, dict(vol.labels), meta=vol.meta,
+                     scanner_coordinates=vol.scanner_coordinates)
+
+
 def hu_problem(vol) -> str | None:
-    """Why ``vol`` is not a CT in HU (one sentence with what to do), or None when it is."""
+    """Why ``vol`` is not a CT in HU (one sentence with what to do), or None when it is.
+    ``vol``: a `Volume` (array k, j, i, values read as HU; ``ijk_to_ras`` 4 x 4), judged on its
+    axial slices (`axial_view`), so that the answer does not depend on the storage order."""
+    vol = axial_view(vol)
     a = vol.array
     modality = str(vol.meta.get("Modality", "")).strip().upper()
     if modality and modality != "CT":
@@ -278,11 +369,12 @@ def hu_problem(vol) -> str | None:
     # held to it (CI on 75d5afa: the chest CTA's lung cubes, 29-46 % soft tissue, were refused)
     whole = border_air_fraction(a) >= MIN_BORDER_AIR
     if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
-        t1 = t1_order_problem(vol, inner)
+        skin = skin_depth(vol) if hasattr(vol, "spacing_kji") else None
+        t1 = t1_order_problem(vol, inner, skin=skin) or subcutaneous_problem(vol, skin)
         if t1 is None:
             return None
         return (f"it does not look like a CT in HU: {t1} (an MR, or values shifted or rescaled); give a CT in HU "
-                "(air -1000, water 0)")
+                f"(air -1000, water 0){too_small_to_judge(vol)}")
     if offset:
         lo = float(inner.min())
         # the offset as the image shows it: its air's median (air is -1000 HU by definition; trial
@@ -315,7 +407,8 @@ def hu_problem(vol) -> str | None:
         return (f"what is not air reads mostly outside soft tissue ({body_soft * 100:.0f}% of the voxels above "
                 f"{NOT_AIR_HU:g} HU within {SOFT_BAND[0]:g}..{SOFT_BAND[1]:g} HU, a CT's fat, muscle and organs make at "
                 f"least {MIN_SOFT_OF_BODY * 100:g}%; {body_bone * 100:.0f}% above {BONE_HU:g} HU as if bone): it does not "
-                "look like a CT in HU (an MR, or values shifted or rescaled); give a CT in HU (air -1000, water 0)")
+                "look like a CT in HU (an MR, or values shifted or rescaled); give a CT in HU (air -1000, water 0)"
+                f"{too_small_to_judge(vol)}")
     return (f"the image has almost no soft tissue ({soft * 100:.2f}% of voxels within {SOFT_BAND[0]:g}.."
             f"{SOFT_BAND[1]:g} HU, a CT has at least {MIN_SOFT * 100:g}%): it does not look like a CT in HU")
 
