@@ -13,9 +13,13 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   voxels are mostly outside soft tissue (`body_composition`; a crop inside the body, e.g. a cube
   in a lung of a CT angiogram, is not held to the whole body's composition);
 - a T1 MR shifted or rescaled into the HU range, told by its tissue order (`t1_order_problem`:
-  muscle reading as lung, nothing as bone, the brightest tissue lining the skin). Still accepted:
-  such an MR whose fat reads above 700 HU in a view that is not a whole cross-section, and a crop
-  of one inside the body.
+  muscle reading as lung, nothing as bone, the brightest tissue lining the skin), or read with a
+  gain or a high rescale, told by the layer under the skin reading denser than soft tissue
+  (`subcutaneous_problem`: its fat as bone; trial 99 F3). Still accepted: a crop of one inside the
+  body (no room air in view). A refused crop narrower than ``judge_min_mm`` is told it may be too
+  small to judge (`too_small_to_judge`).
+
+The image is judged on its axial slices (`axial_view`): the same answer in every storage order.
 
 Values below -1500 HU (padding outside the scan circle) are not a reason to refuse: the
 reader turns them into air, and the segmentation thresholds treat them as air anyway. The
@@ -214,10 +218,10 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str |
     Read on a strided copy of at most about ``n`` voxels; the distances (`skin_depth`, or ``skin``
     when already computed) are computed only for an image that passes the first two tests (an
     aerated image without bone).
-    Still accepted (not told from a CT here): a T1 MR whose fat, shifted, reads above 700 HU
-    (refused only as a whole cross-section whose fat reads as bone, `body_composition`), a T1 MR
-    of a region without muscle in bulk, and any crop inside the body (no room air in view), since a
-    CT's crop of a lung needs no rib. Sources: ``input_limits.json`` ``hu_check``
+    Not told from a CT here: a T1 MR whose fat, shifted, reads above 700 HU (`subcutaneous_problem`
+    and, for a whole cross-section, `body_composition` refuse it), a T1 MR of a region without
+    muscle in bulk, and any crop inside the body (no room air in view), since a CT's crop of a lung
+    needs no rib. Sources: ``input_limits.json`` ``hu_check``
     (``t1_order_reason``, ``t1_order_source``)."""
     if not hasattr(vol, "spacing_kji"):
         return None
