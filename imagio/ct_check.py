@@ -14,7 +14,7 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   in a lung of a CT angiogram, is not held to the whole body's composition);
 - a T1 MR shifted or rescaled into the HU range, told by its tissue order (`t1_order_problem`:
   muscle reading as lung, nothing as bone, the brightest tissue lining the skin), or read with a
-  gain or a high rescale, told by the layer under the skin reading denser than soft tissue
+  gain or a high rescale, told by the layer under the skin reading as cortical bone
   (`subcutaneous_problem`: its fat as bone; trial 99 F3). Still accepted: a crop of one inside the
   body (no room air in view). A refused crop narrower than ``judge_min_mm`` is told it may be too
   small to judge (`too_small_to_judge`).
@@ -164,25 +164,24 @@ def skin_depth(vol, n: int = 2_000_000):
     return s, a[::s, ::s, ::s], depth
 
 
-def subcutaneous_problem(vol, skin=None) -> str | None:
-    """Why ``vol`` reads as a T1 MR whose fat is read as denser than soft tissue (one clause), or
-    None. ``vol``: a `Volume` (array k, j, i; spacing in mm); ``skin``: `skin_depth` (vol) when
-    already computed.
+def subcutaneous_problem(vol) -> str | None:
+    """Why ``vol`` reads as a T1 MR whose fat is read as bone (one clause), or None. ``vol``: a
+    `Volume` (array k, j, i; spacing in mm). Its room air and depths: `skin_depth`.
 
     The layer under the skin, ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm) beneath room
     air, is subcutaneous fat on a CT (-150..-50 HU, with skin and muscle: within the soft-tissue
-    band -200..200 HU; bone reaches it only along thin lines: tibia, sternum, spinous processes).
-    On a T1 MR it is the brightest tissue: after a gain above 1 or a rescale with a high top (x3 -
-    1024, -1000..1500) it reads above any soft tissue, a shell of bone lining the skin (new-user
-    trial 99 F3). Refused when the median of what is not air (above -500 HU: not an MR's noise in air,
-    nor the skin's partial volume with air) there is above the
-    soft-tissue band's top and the layer holds at least ``min_subcutaneous_ml``. None without
-    room air in view (a crop inside the body). Not told from a CT: a head CT whose skull fills most
-    of the layer (refused: the safe side). Sources: ``input_limits.json`` ``hu_check``
-    (``subcutaneous_reason``, ``subcutaneous_source``)."""
+    band -200..200 HU; bone reaches it only along thin lines: tibia, sternum, spinous processes;
+    beside a cut airway, contrast-filled vessels of 300-500 HU). On a T1 MR it is the brightest
+    tissue: after a gain above 1 or a rescale with a high top (x3 - 1024, -1000..1500) it reads as
+    cortical bone, a shell of bone lining the skin (new-user trial 99 F3). Refused when the median
+    of what is not air there (above -500 HU: not an MR's noise in air, nor the skin's partial
+    volume with air) is at or above ``cortical_bone_hu`` (700 HU) and the layer holds at least
+    ``min_subcutaneous_ml``. None without room air in view (a crop inside the body). Not told from
+    a CT: a head CT whose skull filled most of the layer (refused: the safe side). Sources:
+    ``input_limits.json`` ``hu_check`` (``subcutaneous_reason``, ``subcutaneous_source``)."""
     if not hasattr(vol, "spacing_kji"):
         return None
-    skin = skin_depth(vol) if skin is None else skin
+    skin = skin_depth(vol)
     if skin is None:
         return None
     s, b, depth = skin
@@ -191,11 +190,11 @@ def subcutaneous_problem(vol, skin=None) -> str | None:
     if ml < MIN_SUBCUT_ML:
         return None
     med = float(np.median(b[layer]))
-    if med <= SOFT_BAND[1]:
+    if med < CORTEX_HU:
         return None
     return (f"the layer {SKIN_MM:g}-{SUPERFICIAL_MM:g} mm under the skin reads {med:.0f} HU (median of {ml:.0f} mL), "
-            f"denser than any soft tissue (a CT's subcutaneous fat, skin and muscle read {SOFT_BAND[0]:g}..{SOFT_BAND[1]:g} HU): "
-            "a T1 MR's fat (its brightest tissue, lining the skin) read as if bone")
+            f"as cortical bone (at or above {CORTEX_HU:g} HU), where a CT shows subcutaneous fat, skin and muscle "
+            f"({SOFT_BAND[0]:g}..{SOFT_BAND[1]:g} HU): a T1 MR's fat (its brightest tissue, lining the skin) read as if bone")
 
 
 def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str | None:
@@ -374,7 +373,7 @@ def hu_problem(vol) -> str | None:
     whole = border_air_fraction(a) >= MIN_BORDER_AIR
     if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
         skin = skin_depth(vol) if hasattr(vol, "spacing_kji") else None
-        t1 = t1_order_problem(vol, inner, skin=skin) or subcutaneous_problem(vol, skin)
+        t1 = t1_order_problem(vol, inner, skin=skin) or subcutaneous_problem(vol)
         if t1 is None:
             return None
         return (f"it does not look like a CT in HU: {t1} (an MR, or values shifted or rescaled); give a CT in HU "
