@@ -164,9 +164,9 @@ def skin_depth(vol, n: int = 2_000_000):
     return s, a[::s, ::s, ::s], depth
 
 
-def subcutaneous_problem(vol) -> str | None:
+def subcutaneous_problem(vol, skin=None) -> str | None:
     """Why ``vol`` reads as a T1 MR whose fat is read as bone (one clause), or None. ``vol``: a
-    `Volume` (array k, j, i; spacing in mm). Its room air and depths: `skin_depth`.
+    `Volume` (array k, j, i; spacing in mm); ``skin``: its `skin_depth` when already computed.
 
     The layer under the skin, ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm) beneath room
     air, is subcutaneous fat on a CT (-150..-50 HU, with skin and muscle: within the soft-tissue
@@ -181,7 +181,7 @@ def subcutaneous_problem(vol) -> str | None:
     ``input_limits.json`` ``hu_check`` (``subcutaneous_reason``, ``subcutaneous_source``)."""
     if not hasattr(vol, "spacing_kji"):
         return None
-    skin = skin_depth(vol)
+    skin = skin_depth(vol) if skin is None else skin
     if skin is None:
         return None
     s, b, depth = skin
@@ -373,11 +373,13 @@ def hu_problem(vol) -> str | None:
     whole = border_air_fraction(a) >= MIN_BORDER_AIR
     if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
         skin = skin_depth(vol) if hasattr(vol, "spacing_kji") else None
-        t1 = t1_order_problem(vol, inner, skin=skin) or subcutaneous_problem(vol)
-        if t1 is None:
+        t1 = t1_order_problem(vol, inner, skin=skin)
+        # fat read as bone under the skin: no real CT or crop of one shows it, whatever its size
+        fat = None if t1 else subcutaneous_problem(vol, skin)
+        if t1 is None and fat is None:
             return None
-        return (f"it does not look like a CT in HU: {t1} (an MR, or values shifted or rescaled); give a CT in HU "
-                f"(air -1000, water 0){too_small_to_judge(vol)}")
+        return (f"it does not look like a CT in HU: {t1 or fat} (an MR, or values shifted or rescaled); give a CT "
+                f"in HU (air -1000, water 0){too_small_to_judge(vol) if t1 else ''}")
     if offset:
         lo = float(inner.min())
         # the offset as the image shows it: its air's median (air is -1000 HU by definition; trial
