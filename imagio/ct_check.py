@@ -13,9 +13,13 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   voxels are mostly outside soft tissue (`body_composition`; a crop inside the body, e.g. a cube
   in a lung of a CT angiogram, is not held to the whole body's composition);
 - a T1 MR shifted or rescaled into the HU range, told by its tissue order (`t1_order_problem`:
-  muscle reading as lung, nothing as bone, the brightest tissue lining the skin). Still accepted:
-  such an MR whose fat reads above 700 HU in a view that is not a whole cross-section, and a crop
-  of one inside the body.
+  muscle reading as lung, nothing as bone, the brightest tissue lining the skin), or read with a
+  gain or a high rescale, told by the layer under the skin reading as cortical bone
+  (`subcutaneous_problem`: its fat as bone; trial 99 F3). Still accepted: a crop of one inside the
+  body (no room air in view). A refused crop narrower than ``judge_min_mm`` is told it may be too
+  small to judge (`too_small_to_judge`).
+
+The image is judged on its axial slices (`axial_view`): the same answer in every storage order.
 
 Values below -1500 HU (padding outside the scan circle) are not a reason to refuse: the
 reader turns them into air, and the segmentation thresholds treat them as air anyway. The
@@ -59,6 +63,9 @@ BRIGHTEST = float(_H["brightest_fraction"])
 SUPERFICIAL_MM = float(_H["superficial_depth_mm"])
 MIN_SUPERFICIAL = float(_H["min_superficial_brightest_fraction"])
 MIN_ENRICHMENT = float(_H["min_superficial_enrichment"])
+SKIN_MM = float(_H["skin_mm"])
+MIN_SUBCUT_ML = float(_H["min_subcutaneous_ml"])
+JUDGE_MIN_MM = float(_H["judge_min_mm"])
 MAX_BONE_OF_BODY_OFFSET = float(_H["max_bone_of_body_for_offset"])  # shifted: fat of a T1 MR as bone
 MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
 # of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
@@ -141,7 +148,56 @@ def room_air_mask(vol, s: int) -> np.ndarray:
     return np.isin(lab, ids[ids > 0])
 
 
-def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
+def skin_depth(vol, n: int = 2_000_000):
+    """(s, b, depth) for `t1_order_problem` and `subcutaneous_problem`, or None when no room air
+    is in view (`room_air_mask`): ``s`` the stride, ``b`` = ``vol.array[::s, ::s, ::s]`` (k, j, i,
+    at most about ``n`` voxels), ``depth`` the distance in mm of each voxel of ``b`` from the
+    nearest room air (0 in room air; anisotropic spacing honoured)."""
+    from scipy import ndimage
+
+    a = vol.array
+    s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
+    room = room_air_mask(vol, s)
+    if not room.any():
+        return None
+    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
+    return s, a[::s, ::s, ::s], depth
+
+
+def subcutaneous_problem(vol, skin=None) -> str | None:
+    """Why ``vol`` reads as a T1 MR whose fat is read as bone (one clause), or None. ``vol``: a
+    `Volume` (array k, j, i; spacing in mm); ``skin``: its `skin_depth` when already computed.
+
+    The layer under the skin, ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm) beneath room
+    air, is subcutaneous fat on a CT (-150..-50 HU, with skin and muscle: within the soft-tissue
+    band -200..200 HU; bone reaches it only along thin lines: tibia, sternum, spinous processes;
+    beside a cut airway, contrast-filled vessels of 300-500 HU). On a T1 MR it is the brightest
+    tissue: after a gain above 1 or a rescale with a high top (x3 - 1024, -1000..1500) it reads as
+    cortical bone, a shell of bone lining the skin (new-user trial 99 F3). Refused when the median
+    of what is not air there (above -500 HU: not an MR's noise in air, nor the skin's partial
+    volume with air) is at or above ``cortical_bone_hu`` (700 HU) and the layer holds at least
+    ``min_subcutaneous_ml``. None without room air in view (a crop inside the body). Not told from
+    a CT: a head CT whose skull filled most of the layer (refused: the safe side). Sources:
+    ``input_limits.json`` ``hu_check`` (``subcutaneous_reason``, ``subcutaneous_source``)."""
+    if not hasattr(vol, "spacing_kji"):
+        return None
+    skin = skin_depth(vol) if skin is None else skin
+    if skin is None:
+        return None
+    s, b, depth = skin
+    layer = (depth > SKIN_MM) & (depth <= SUPERFICIAL_MM) & (b > NOT_AIR_HU)
+    ml = float(np.count_nonzero(layer)) * float(np.prod(np.abs(vol.spacing))) * s ** 3 / 1000.0
+    if ml < MIN_SUBCUT_ML:
+        return None
+    med = float(np.median(b[layer]))
+    if med < CORTEX_HU:
+        return None
+    return (f"the layer {SKIN_MM:g}-{SUPERFICIAL_MM:g} mm under the skin reads {med:.0f} HU (median of {ml:.0f} mL), "
+            f"as cortical bone (at or above {CORTEX_HU:g} HU), where a CT shows subcutaneous fat, skin and muscle "
+            f"({SOFT_BAND[0]:g}..{SOFT_BAND[1]:g} HU): a T1 MR's fat (its brightest tissue, lining the skin) read as if bone")
+
+
+def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str | None:
     """Why ``vol`` reads as a T1-weighted MR shifted or rescaled into the HU range (one clause), or
     None. ``vol``: a `Volume` (array k, j, i; spacing in mm); ``v``: a sample of its values.
 
@@ -158,15 +214,14 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
     (`room_air_mask`); and at least ``min_superficial_brightest_fraction`` of the brightest
     ``brightest_fraction`` of what is not air within ``superficial_depth_mm`` of room air, and
     ``min_superficial_enrichment`` times as large a share as of all that is not air there.
-    Read on a strided copy of at most about ``n`` voxels; the distances are computed only for an
-    image that passes the first two tests (an aerated image without bone).
-    Still accepted (not told from a CT here): a T1 MR whose fat, shifted, reads above 700 HU
-    (refused only as a whole cross-section whose fat reads as bone, `body_composition`), a T1 MR
-    of a region without muscle in bulk, and any crop inside the body (no room air in view), since a
-    CT's crop of a lung needs no rib. Sources: ``input_limits.json`` ``hu_check``
+    Read on a strided copy of at most about ``n`` voxels; the distances (`skin_depth`, or ``skin``
+    when already computed) are computed only for an image that passes the first two tests (an
+    aerated image without bone).
+    Not told from a CT here: a T1 MR whose fat, shifted, reads above 700 HU (`subcutaneous_problem`
+    and, for a whole cross-section, `body_composition` refuse it), a T1 MR of a region without
+    muscle in bulk, and any crop inside the body (no room air in view), since a CT's crop of a lung
+    needs no rib. Sources: ``input_limits.json`` ``hu_check``
     (``t1_order_reason``, ``t1_order_source``)."""
-    from scipy import ndimage
-
     if not hasattr(vol, "spacing_kji"):
         return None
     nonair = v[v > AIR_BAND[1]]
@@ -178,17 +233,14 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
     bone_ml = float(np.count_nonzero(vol.array >= CORTEX_HU)) * float(np.prod(np.abs(vol.spacing))) / 1000.0
     if bone_ml >= MIN_CORTEX_ML:
         return None
-    a = vol.array
-    s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
-    room = room_air_mask(vol, s)
-    if not room.any():
+    skin = skin_depth(vol, n) if skin is None else skin
+    if skin is None:
         return None
-    b = a[::s, ::s, ::s]
+    s, b, depth = skin
     body = b > AIR_BAND[1]
     if not body.any():
         return None
     top = body & (b >= np.percentile(b[body], 100.0 * (1.0 - BRIGHTEST)))
-    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
     shallow = float(np.mean(depth[top] <= SUPERFICIAL_MM))
     # concentrated under the skin, not spread as the tissue is (noise in a uniform body: ratio 1)
     if shallow < MIN_SUPERFICIAL or shallow < MIN_ENRICHMENT * float(np.mean(depth[body] <= SUPERFICIAL_MM)):
@@ -198,6 +250,23 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000) -> str | None:
             f"brightest {BRIGHTEST * 100:g}% lies within {SUPERFICIAL_MM:g} mm of the skin: a T1 MR's tissue order (fat "
             "brightest, under the skin; muscle dark; bone without signal), not a CT's (fat darker than muscle, bone "
             "the densest)")
+
+
+def too_small_to_judge(vol) -> str:
+    """'' or a clause for a refusal: "; if it is a crop of a CT, it is too small to judge ..." when
+    ``vol`` (a `Volume`, spacing in mm) is narrower than ``judge_min_mm`` (100 mm) along a side of
+    its grid. Such a crop of the body surface may hold only skin, fat, pads and couch, not the
+    muscle and bone the tissue-order and body-composition tests read (new-user trial 99 F3: real
+    CTs' 40-50 mm surface boxes refused as T1 MRs); it stays refused (the safe side), and is told
+    what to give.
+    Source: ``input_limits.json`` ``hu_check`` ``judge_min_reason``."""
+    if not hasattr(vol, "spacing_kji"):
+        return ""
+    side = float(np.min(np.asarray(vol.shape, float) * np.abs(np.asarray(vol.spacing_kji, float))))
+    if side >= JUDGE_MIN_MM:
+        return ""
+    return (f"; if it is a crop of a CT, it is too small to judge ({side:.0f} mm across): give at least "
+            f"{JUDGE_MIN_MM:g} mm along each side, from the air beside the patient to the bone")
 
 
 def _bands(v: np.ndarray, offset: float = 0.0) -> tuple[float, float]:
@@ -234,8 +303,33 @@ def grid_problem(vol) -> str | None:
     return None
 
 
+def axial_view(vol):
+    """``vol`` with its array axes ordered (k, j, i) so that k is the grid axis nearest the
+    patient's S direction (a view: no copy; the affine permuted with it, world positions kept), or
+    ``vol`` itself when it already is, or has no affine. The room-air and border tests work on the
+    in-plane rows and columns of each slice: read on axial slices whatever the storage order (a
+    sagittal or coronal stack, a permuted array), they give the same answer (trial 99 F3: the same
+    T1 MR refused in one storage order and accepted in another)."""
+    m = getattr(vol, "ijk_to_ras", None)
+    if m is None or getattr(vol, "array", None) is None or np.ndim(vol.array) != 3:
+        return vol
+    cols = np.asarray(m, float)[:3, :3]                    # columns: i, j, k
+    kji = cols[:, ::-1] / np.linalg.norm(cols[:, ::-1], axis=0)
+    sup = int(np.argmax(np.abs(kji[2])))
+    if sup == 0:
+        return vol
+    perm = (sup, *[x for x in range(3) if x != sup])
+    out = np.array(m, float)
+    out[:3, :3] = cols[:, [2 - perm[2 - c] for c in range(3)]]
+    return type(vol)(vol.array.transpose(perm), out, vol.name, dict(vol.labels), meta=vol.meta,
+                     scanner_coordinates=vol.scanner_coordinates)
+
+
 def hu_problem(vol) -> str | None:
-    """Why ``vol`` is not a CT in HU (one sentence with what to do), or None when it is."""
+    """Why ``vol`` is not a CT in HU (one sentence with what to do), or None when it is.
+    ``vol``: a `Volume` (array k, j, i, values read as HU; ``ijk_to_ras`` 4 x 4), judged on its
+    axial slices (`axial_view`), so that the answer does not depend on the storage order."""
+    vol = axial_view(vol)
     a = vol.array
     modality = str(vol.meta.get("Modality", "")).strip().upper()
     if modality and modality != "CT":
@@ -278,11 +372,14 @@ def hu_problem(vol) -> str | None:
     # held to it (CI on 75d5afa: the chest CTA's lung cubes, 29-46 % soft tissue, were refused)
     whole = border_air_fraction(a) >= MIN_BORDER_AIR
     if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
-        t1 = t1_order_problem(vol, inner)
-        if t1 is None:
+        skin = skin_depth(vol) if hasattr(vol, "spacing_kji") else None
+        t1 = t1_order_problem(vol, inner, skin=skin)
+        # fat read as bone under the skin: no real CT or crop of one shows it, whatever its size
+        fat = None if t1 else subcutaneous_problem(vol, skin)
+        if t1 is None and fat is None:
             return None
-        return (f"it does not look like a CT in HU: {t1} (an MR, or values shifted or rescaled); give a CT in HU "
-                "(air -1000, water 0)")
+        return (f"it does not look like a CT in HU: {t1 or fat} (an MR, or values shifted or rescaled); give a CT "
+                f"in HU (air -1000, water 0){too_small_to_judge(vol) if t1 else ''}")
     if offset:
         lo = float(inner.min())
         # the offset as the image shows it: its air's median (air is -1000 HU by definition; trial
@@ -315,7 +412,8 @@ def hu_problem(vol) -> str | None:
         return (f"what is not air reads mostly outside soft tissue ({body_soft * 100:.0f}% of the voxels above "
                 f"{NOT_AIR_HU:g} HU within {SOFT_BAND[0]:g}..{SOFT_BAND[1]:g} HU, a CT's fat, muscle and organs make at "
                 f"least {MIN_SOFT_OF_BODY * 100:g}%; {body_bone * 100:.0f}% above {BONE_HU:g} HU as if bone): it does not "
-                "look like a CT in HU (an MR, or values shifted or rescaled); give a CT in HU (air -1000, water 0)")
+                "look like a CT in HU (an MR, or values shifted or rescaled); give a CT in HU (air -1000, water 0)"
+                f"{too_small_to_judge(vol)}")
     return (f"the image has almost no soft tissue ({soft * 100:.2f}% of voxels within {SOFT_BAND[0]:g}.."
             f"{SOFT_BAND[1]:g} HU, a CT has at least {MIN_SOFT * 100:g}%): it does not look like a CT in HU")
 
