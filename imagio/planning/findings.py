@@ -793,6 +793,7 @@ class Findings:
     mediastinum_checked: bool = False          # False: a great vessel is labelled (or no lung): not judged
     mediastinum_mm: dict = field(default_factory=dict)       # row -> mm
     mediastinum_uncut: dict = field(default_factory=dict)    # row -> bool (no vertebral body in a plane)
+    mediastinum_neck_mm: dict = field(default_factory=dict)  # row -> mm of it at the neck base (around the trachea)
     unimaged_mm: dict = field(default_factory=dict)          # row -> mm
     unimaged_side: dict = field(default_factory=dict)        # row -> side name or None
     unimaged_at_mm: dict = field(default_factory=dict)       # row -> mm past the entry where it leaves (nan: none)
@@ -866,8 +867,9 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
         med = med or Mediastinum(problem)
         f.mediastinum_checked = len(med.lung_values) > 0
         f.mediastinum = med
-        mm, uncut = med.runs(table.entry_ras[rows], table.target_ras[rows])
+        mm, uncut, neck = med.runs(table.entry_ras[rows], table.target_ras[rows])
         f.mediastinum_mm = dict(zip(rows.tolist(), mm.tolist()))
+        f.mediastinum_neck_mm = dict(zip(rows.tolist(), neck.tolist()))
         f.mediastinum_uncut = dict(zip(rows.tolist(), uncut.tolist()))
     _diaphragm(problem, table, rows, f)
     gone, sides, uat, uhub, ucut = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows],
