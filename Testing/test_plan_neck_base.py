@@ -177,6 +177,7 @@ def test_lateral_apex_paths_on_the_chest_cta_get_no_neck_base_warning(tmp_path):
     from imagio.planning.problem import load_defaults
 
     reach = load_defaults()["warnings"]["neck_base_trachea_mm"]
+    lateral = 0
     for n, p in enumerate(plan["proposals"], 1):
         e, t = np.asarray(p["entry_ras"], float), np.asarray(p["target_ras"], float)
         pts = e + np.linspace(0, 1, 400)[:, None] * (t - e)
@@ -184,4 +185,17 @@ def test_lateral_apex_paths_on_the_chest_cta_get_no_neck_base_warning(tmp_path):
         c = np.array([centres.get(int(k), (np.nan, np.nan)) for k in kji[:, 0]])
         d = np.hypot(*(pts[:, :2] - c).T)
         if not (d <= reach + 5.0).any():     # a lateral track, clear of the neck base
+            lateral += 1
             assert not any(w.startswith(f"proposal {n}:") and WARN in w for w in plan["warnings"]), n
+    assert lateral, "no lateral proposal: the case no longer tests them"
+
+    # with the great vessels labelled (contrast CT) they, not the region, are judged: no line of it
+    seg_v = tmp_path / "seg_v.seg.nrrd"
+    r = run_imagio("segment", src, "--out", seg_v, "--structures", "body,bones,lungs,airways,vessels")
+    assert r.returncode == 0, r.stderr
+    assert any("great_vessels" in n for n in io.read_labels(seg_v).labels.values())
+    out = tmp_path / "plan_v"
+    r = run_imagio("plan", src, "--labels", seg_v, "--target=46.2,117.7,786.2", "--gantry-tilt", "none", "--out", out)
+    assert r.returncode == 0, r.stderr
+    warnings = json.loads((out / "plan.json").read_text())["warnings"]
+    assert not any(WARN in w or "mediastinal soft tissue" in w for w in warnings), warnings
