@@ -271,3 +271,27 @@ def screening_scan_once(**kwargs):
     from imagio.phantom.screening import screening_scan
 
     return _memoised(("screening_scan", tuple(sorted(kwargs.items()))), lambda: screening_scan(**kwargs))
+
+
+def resample_rotated(img, lab, rx_deg, rz_deg, spacing, fill, flip_first=False):
+    """(CT, label) SimpleITK images resampled onto a grid rotated ``rx_deg`` about L-R then
+    ``rz_deg`` about S (its first axis reversed with ``flip_first``), ``spacing`` mm, covering
+    the CT's corners (world points unchanged): linear for the CT (``fill`` outside), nearest
+    for the label."""
+    import SimpleITK as sitk
+
+    rx, rz = np.radians(rx_deg), np.radians(rz_deg)
+    Rx = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
+    Rz = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
+    D = Rz @ Rx @ np.array(img.GetDirection()).reshape(3, 3) @ np.diag([-1.0 if flip_first else 1.0, 1.0, 1.0])
+    sz = np.array(img.GetSize())
+    corners = np.array([img.TransformIndexToPhysicalPoint([int(a), int(b), int(c)])
+                        for a in (0, sz[0] - 1) for b in (0, sz[1] - 1) for c in (0, sz[2] - 1)])
+    loc = corners @ D
+    size = np.ceil((loc.max(0) - loc.min(0)) / spacing).astype(int) + 1
+    ref = sitk.Image([int(s) for s in size], sitk.sitkInt16)
+    ref.SetSpacing([float(s) for s in spacing])
+    ref.SetOrigin((D @ loc.min(0)).tolist())
+    ref.SetDirection(D.ravel().tolist())
+    return (sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, fill, sitk.sitkInt16),
+            sitk.Resample(lab, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, lab.GetPixelID()))

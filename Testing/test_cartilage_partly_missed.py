@@ -10,33 +10,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conftest import run_imagio, shared_case
+from conftest import resample_rotated, run_imagio, shared_case
 
 from imagio import io, outline_doubts
 
 NEAR_MM = 5.0   # a track this close to a cartilage voxel centre (axial run) must be warned of
-
-
-def _oblique(img, lab, rx_deg, rz_deg, spacing, fill):
-    """(CT, label) resampled with SimpleITK onto a grid rotated ``rx_deg`` about L-R then
-    ``rz_deg`` about S (world points unchanged): linear for the CT, nearest for the label."""
-    import SimpleITK as sitk
-
-    rx, rz = np.radians(rx_deg), np.radians(rz_deg)
-    Rx = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
-    Rz = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
-    D = Rz @ Rx @ np.array(img.GetDirection()).reshape(3, 3)
-    sz = np.array(img.GetSize())
-    corners = np.array([img.TransformIndexToPhysicalPoint([int(a), int(b), int(c)])
-                        for a in (0, sz[0] - 1) for b in (0, sz[1] - 1) for c in (0, sz[2] - 1)])
-    loc = corners @ D
-    size = np.ceil((loc.max(0) - loc.min(0)) / spacing).astype(int) + 1
-    ref = sitk.Image([int(s) for s in size], sitk.sitkInt16)
-    ref.SetSpacing([float(s) for s in spacing])
-    ref.SetOrigin((D @ loc.min(0)).tolist())
-    ref.SetDirection(D.ravel().tolist())
-    return (sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, fill, sitk.sitkInt16),
-            sitk.Resample(lab, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, lab.GetPixelID()))
 
 
 def test_slicer_tag_of_a_partly_missed_label_reads_back_as_segments_doubt():
@@ -51,7 +29,7 @@ def test_oblique_lung1_plan_warns_near_the_cartilage_segment_partly_missed(tmp_p
 
     src = shared_case("pyradiomics-lung", "lung1_image.nrrd")
     img, lab = sitk.ReadImage(str(src)), sitk.ReadImage(str(src.with_name("lung1_label.nrrd")))
-    ct_o, lab_o = _oblique(img, lab, 25.0, 15.0, (1.0, 1.0, 2.5), -1024)
+    ct_o, lab_o = resample_rotated(img, lab, 25.0, 15.0, (1.0, 1.0, 2.5), -1024)
     sitk.WriteImage(ct_o, str(tmp_path / "ct.nii.gz"))
     sitk.WriteImage(lab_o, str(tmp_path / "nod.nii.gz"))
     (tmp_path / "nod.labels.json").write_text(json.dumps({"1": "lung_nodule_1"}))

@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_imagio, shared_case
+from conftest import resample_rotated, run_imagio, shared_case
 
 from imagio import io
 
@@ -97,28 +97,6 @@ def test_neck_base_paths_to_a_lung_apex_are_warned_and_ranked_last(tmp_path, cas
     assert (mm >= RUN_MM).all() and (neck > 0).all(), (mm, neck)
 
 
-def _oblique_flipped(img, lab, spacing):
-    """(CT, label) resampled with SimpleITK onto a grid rotated 20 deg about L-R and 12 deg about
-    S with its first axis flipped (world points unchanged): linear for the CT, nearest for labels."""
-    import SimpleITK as sitk
-
-    rx, rz = np.radians(20.0), np.radians(12.0)
-    Rx = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
-    Rz = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
-    D = Rz @ Rx @ np.array(img.GetDirection()).reshape(3, 3) @ np.diag([-1.0, 1.0, 1.0])
-    sz = np.array(img.GetSize())
-    corners = np.array([img.TransformIndexToPhysicalPoint([int(a), int(b), int(c)])
-                        for a in (0, sz[0] - 1) for b in (0, sz[1] - 1) for c in (0, sz[2] - 1)])
-    loc = corners @ D
-    size = np.ceil((loc.max(0) - loc.min(0)) / spacing).astype(int) + 1
-    ref = sitk.Image([int(s) for s in size], sitk.sitkInt16)
-    ref.SetSpacing([float(s) for s in spacing])
-    ref.SetOrigin((D @ loc.min(0)).tolist())
-    ref.SetDirection(D.ravel().tolist())
-    return (sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, -1024, sitk.sitkInt16),
-            sitk.Resample(lab, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, lab.GetPixelID()))
-
-
 def test_oblique_flipped_lung1_warns_the_same_neck_base_paths(tmp_path):
     """The region is built in world R-A per axial plane: on lung1 and its labels resampled onto an
     oblique, flipped, anisotropic grid the trial's thyroid/carotid paths are still counted, and the
@@ -130,7 +108,8 @@ def test_oblique_flipped_lung1_warns_the_same_neck_base_paths(tmp_path):
     assert r.returncode == 0, r.stderr
     ax_ct, ax_seg = io.read_image(src), io.read_labels(tmp_path / "ax.seg.nrrd")
     lab_img = io.volume_to_sitk(ax_seg)
-    ct_o, lab_o = _oblique_flipped(sitk.ReadImage(str(src)), lab_img, (0.8, 1.1, 2.5))
+    ct_o, lab_o = resample_rotated(sitk.ReadImage(str(src)), lab_img, 20.0, 12.0, (0.8, 1.1, 2.5), -1024,
+                                  flip_first=True)
     sitk.WriteImage(ct_o, str(tmp_path / "ct.nii.gz"))
     sitk.WriteImage(lab_o, str(tmp_path / "seg.nii.gz"))
     (tmp_path / "seg.labels.json").write_text(json.dumps({str(k): v for k, v in ax_seg.labels.items()}))
