@@ -4,7 +4,8 @@ with them last.
 Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
 
 - **mediastinum**: the path crosses at least ``warnings.mediastinum_unlabelled_mm`` of
-  mediastinal soft tissue (`mediastinum.Mediastinum`) while no heart or great vessel is
+  mediastinal soft tissue (`mediastinum.Mediastinum`, with the base of the neck around the
+  trachea: new-user trial 100 F5, thyroid and carotid sheath) while no heart or great vessel is
   labelled within needle reach: the great vessels are there but not seen on a CT without
   contrast (lung1: the best path ran through the right paratracheal space);
 - **unimaged needle**: the needle part outside the skin (entry -> hub's end: the needle's unused
