@@ -273,15 +273,17 @@ def screening_scan_once(**kwargs):
     return _memoised(("screening_scan", tuple(sorted(kwargs.items()))), lambda: screening_scan(**kwargs))
 
 
-def oblique_resample(img, lab, rx_deg, rz_deg, spacing, fill):
-    """(CT, label) resampled with SimpleITK onto a grid rotated ``rx_deg`` about L-R then
-    ``rz_deg`` about S (world points unchanged): linear for the CT, nearest for the label."""
+def resample_rotated(img, lab, rx_deg, rz_deg, spacing, fill, flip_first=False):
+    """(CT, label) SimpleITK images resampled onto a grid rotated ``rx_deg`` about L-R then
+    ``rz_deg`` about S (its first axis reversed with ``flip_first``), ``spacing`` mm, covering
+    the CT's corners (world points unchanged): linear for the CT (``fill`` outside), nearest
+    for the label."""
     import SimpleITK as sitk
 
     rx, rz = np.radians(rx_deg), np.radians(rz_deg)
     Rx = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
     Rz = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
-    D = Rz @ Rx @ np.array(img.GetDirection()).reshape(3, 3)
+    D = Rz @ Rx @ np.array(img.GetDirection()).reshape(3, 3) @ np.diag([-1.0 if flip_first else 1.0, 1.0, 1.0])
     sz = np.array(img.GetSize())
     corners = np.array([img.TransformIndexToPhysicalPoint([int(a), int(b), int(c)])
                         for a in (0, sz[0] - 1) for b in (0, sz[1] - 1) for c in (0, sz[2] - 1)])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conftest import oblique_resample, run_imagio, shared_case
+from conftest import resample_rotated, run_imagio, shared_case
 
 from imagio import io, outline_doubts
 
@@ -29,7 +29,7 @@ def test_oblique_lung1_plan_warns_near_the_cartilage_segment_partly_missed(tmp_p
 
     src = shared_case("pyradiomics-lung", "lung1_image.nrrd")
     img, lab = sitk.ReadImage(str(src)), sitk.ReadImage(str(src.with_name("lung1_label.nrrd")))
-    ct_o, lab_o = oblique_resample(img, lab, 25.0, 15.0, (1.0, 1.0, 2.5), -1024)
+    ct_o, lab_o = resample_rotated(img, lab, 25.0, 15.0, (1.0, 1.0, 2.5), -1024)
     sitk.WriteImage(ct_o, str(tmp_path / "ct.nii.gz"))
     sitk.WriteImage(lab_o, str(tmp_path / "nod.nii.gz"))
     (tmp_path / "nod.labels.json").write_text(json.dumps({"1": "lung_nodule_1"}))

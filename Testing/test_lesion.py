@@ -1651,12 +1651,12 @@ def test_oblique_reformat_of_thick_sections_is_said_not_taken_for_its_step(share
     (about the 5 mm sections), as on the axial original it says 5 mm sections."""
     import SimpleITK as sitk
 
-    from conftest import oblique_resample
+    from conftest import resample_rotated
     from imagio import io
 
     d = shared_data / "pyradiomics-lung"
     im = sitk.ReadImage(str(d / "lung1_image.nrrd"))
-    ct_o, lab_o = oblique_resample(im, sitk.ReadImage(str(d / "lung1_label.nrrd")), 25.0, 15.0, (1.0, 1.0, 2.5), -1024)
+    ct_o, lab_o = resample_rotated(im, sitk.ReadImage(str(d / "lung1_label.nrrd")), 25.0, 15.0, (1.0, 1.0, 2.5), -1024)
     sitk.WriteImage(ct_o, str(tmp_path / "ct.nii.gz"))
     ct = io.read_image(tmp_path / "ct.nii.gz")
     lab = sitk.GetArrayFromImage(lab_o) > 0

@@ -178,14 +178,14 @@ def test_back_approach_behind_the_vertebral_body_is_not_mediastinum_but_the_fron
     back = [(0.0, -99.0, 70.0), (0.0, -58.0, 70.0)]          # skin -> into the vertebral body
     para = [(40.0, -99.0, 70.0), (20.0, -66.0, 70.0)]        # beside the spine, stops behind its front
     front = [(0.0, 97.0, 70.0), (0.0, 28.0, 70.0)]           # sternum -> prevascular space -> the mass
-    mm, uncut = med.runs(np.array([back[0], para[0], front[0]]), np.array([back[1], para[1], front[1]]))
+    mm, uncut, _ = med.runs(np.array([back[0], para[0], front[0]]), np.array([back[1], para[1], front[1]]))
     assert _between_lungs_mm(lab, *back, 0) >= 10.0          # the old hull region: lung on both sides
     assert mm[0] < 1.0 and mm[1] < 1.0 and not uncut[:2].any()
     assert mm[2] >= 0.8 * (97.0 - 28.0 - 22.0)               # front: sternum to the mass, minus the chest wall
     # without a vertebra label (fallback): the region runs to the back of the hull, and says so
     ct2, lab2 = _torso_with_paravertebral_lungs(vertebra=False)
     med2 = Mediastinum(PlanningProblem.build(ct2, lab2, "mediastinal_mass"))
-    mm2, uncut2 = med2.runs(np.array([back[0]]), np.array([back[1]]))
+    mm2, uncut2, _ = med2.runs(np.array([back[0]]), np.array([back[1]]))
     assert mm2[0] >= 10.0 and uncut2[0]
 
 

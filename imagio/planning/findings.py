@@ -4,7 +4,8 @@ with them last.
 Findings (new-user trial 2, A and B; trial 26), each warned per proposal:
 
 - **mediastinum**: the path crosses at least ``warnings.mediastinum_unlabelled_mm`` of
-  mediastinal soft tissue (`mediastinum.Mediastinum`) while no heart or great vessel is
+  mediastinal soft tissue (`mediastinum.Mediastinum`, with the base of the neck around the
+  trachea: new-user trial 100 F5, thyroid and carotid sheath) while no heart or great vessel is
   labelled within needle reach: the great vessels are there but not seen on a CT without
   contrast (lung1: the best path ran through the right paratracheal space);
 - **unimaged needle**: the needle part outside the skin (entry -> hub's end: the needle's unused
@@ -793,6 +794,7 @@ class Findings:
     mediastinum_checked: bool = False          # False: a great vessel is labelled (or no lung): not judged
     mediastinum_mm: dict = field(default_factory=dict)       # row -> mm
     mediastinum_uncut: dict = field(default_factory=dict)    # row -> bool (no vertebral body in a plane)
+    mediastinum_neck_mm: dict = field(default_factory=dict)  # row -> mm of it at the neck base (around the trachea)
     unimaged_mm: dict = field(default_factory=dict)          # row -> mm
     unimaged_side: dict = field(default_factory=dict)        # row -> side name or None
     unimaged_at_mm: dict = field(default_factory=dict)       # row -> mm past the entry where it leaves (nan: none)
@@ -866,8 +868,9 @@ def path_findings(problem, table, rows, present: set, vessels_labelled: bool, me
         med = med or Mediastinum(problem)
         f.mediastinum_checked = len(med.lung_values) > 0
         f.mediastinum = med
-        mm, uncut = med.runs(table.entry_ras[rows], table.target_ras[rows])
+        mm, uncut, neck = med.runs(table.entry_ras[rows], table.target_ras[rows])
         f.mediastinum_mm = dict(zip(rows.tolist(), mm.tolist()))
+        f.mediastinum_neck_mm = dict(zip(rows.tolist(), neck.tolist()))
         f.mediastinum_uncut = dict(zip(rows.tolist(), uncut.tolist()))
     _diaphragm(problem, table, rows, f)
     gone, sides, uat, uhub, ucut = unimaged_needle(problem, table.entry_ras[rows], table.target_ras[rows],

@@ -299,8 +299,14 @@ class Plan:
             if "mediastinum" in fl:
                 back = (" (in a plane without a labelled vertebral body the region runs to the back of the lungs, "
                         "spine included)" if f.mediastinum_uncut.get(r) else "")
-                out.append(f"proposal {n}: crosses {f.mediastinum_mm[r]:.0f} mm of mediastinal soft tissue (between the "
-                           f"lungs, in front of the spine){back} where the heart and great vessels run, and no large "
+                neck = f.mediastinum_neck_mm.get(r, 0.0)
+                lim_neck = load_defaults()["warnings"]["neck_base_trachea_mm"]
+                where = (f"mediastinal soft tissue (between the lungs, in front of the spine){back} where the heart "
+                         "and great vessels run" if neck < 1.0 else
+                         f"mediastinal and neck-base soft tissue ({neck:.0f} mm of it at the base of the neck / thoracic "
+                         f"inlet, within {lim_neck:g} mm of the trachea's axis, where the common carotid artery, internal "
+                         "jugular vein, thyroid and brachiocephalic vessels run; the rest between the lungs)" + back)
+                out.append(f"proposal {n}: crosses {f.mediastinum_mm[r]:.0f} mm of {where}, and no large "
                            "vessel is labelled: they are not seen on a CT without contrast; prefer a proposal through "
                            f"the chest wall, or segment the vessels (contrast CT or a deep model) first; {ranked(fl)}")
             if "unimaged_needle" in fl:
