@@ -3,7 +3,7 @@
 points, no interpolation) gave costal cartilages of 27.8 vs 46.7 mL, a body outline differing by
 86 mL each way (the chin, a 3 mm gown layer) and ribs of Dice 0.93, because the rules' per-axis
 steps (openings, slice-wise fills, first-hit order) ran on the file's array order. The rules now
-run on the RAS-canonical storage (`volume.as_ras_canonical`) and the masks and the array indices
+run on one canonical storage (LPS, as DICOM stores: `volume.as_lps_canonical`) and the masks and the array indices
 of the result (airway seeds, cut bronchi faces, the carina's slice) come back in the file's order."""
 import numpy as np
 import pytest

@@ -87,6 +87,16 @@ def unreorient_array(arr: np.ndarray, perm, flip) -> np.ndarray:
     return np.ascontiguousarray(arr[sl].transpose(np.argsort(perm)))
 
 
+def as_lps_canonical(vol: "Volume") -> tuple["Volume", list, list]:
+    """(the same world image stored in LPS-canonical order, perm, flip): array axis 2 along the
+    world axis closest to +L (-R), 1 to +P (-A), 0 to +S, the order in which DICOM (patient LPS)
+    and the images converted from it are most often stored; as :func:`as_ras_canonical` otherwise
+    (``vol`` itself when already in that order; back with :func:`unreorient_array`)."""
+    perm, flip = ras_canonical_plan(vol.ijk_to_ras)
+    flip = [flip[0], not flip[1], not flip[2]]
+    return _reordered(vol, perm, flip)
+
+
 def as_ras_canonical(vol: "Volume", view: bool = False) -> tuple["Volume", list, list]:
     """(the same world image stored in RAS-canonical order, perm, flip): array axis 2 along the
     world axis closest to +R, 1 to +A, 0 to +S (:func:`ras_canonical_plan`), the affine changed
@@ -97,8 +107,14 @@ def as_ras_canonical(vol: "Volume", view: bool = False) -> tuple["Volume", list,
     ``vol``'s grid with :func:`unreorient_array`. ``view``: its array a strided view of ``vol``'s
     (no full-size copy; for a reader of slices, `world_digest`)."""
     perm, flip = ras_canonical_plan(vol.ijk_to_ras)
+    return _reordered(vol, perm, flip, view)
+
+
+def _reordered(vol: "Volume", perm, flip, view: bool = False) -> tuple["Volume", list, list]:
+    """(``vol`` stored in the order of (``perm``, ``flip``), `reorient_array`'s, every voxel at its
+    world position, perm, flip); ``vol`` itself for the identity."""
     if list(perm) == [0, 1, 2] and not any(flip):
-        return vol, perm, flip
+        return vol, list(perm), list(flip)
     arr = reorient_array(vol.array, perm, flip, copy=not view)
     # new voxel index (kji) -> old voxel index (kji): old[perm[n]] = new[n], or its mirror
     a = np.zeros((4, 4))
