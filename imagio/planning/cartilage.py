@@ -90,9 +90,16 @@ class _Region:
             # (the rib values' voxels by `volume.values_mask`: a look-up table for 8- and 16-bit
             # maps, no map-sized temporaries beside its mask; their indices by `volume.index_list`,
             # small integers built slab by slab; issue 20: the same voxels in the same order)
-            from ..volume import index_list, values_mask
+            # (listed on the rib voxels' bounding box, shifted: the same indices in the same C order
+            # without a pass over the whole mask; speed25)
+            from ..segmentation.common import bbox_slices
+            from ..volume import index_dtype, index_list, values_mask
 
-            ribs = index_list(values_mask(arr, np.flatnonzero(self.is_rib)))
+            m = values_mask(arr, np.flatnonzero(self.is_rib))
+            box = bbox_slices(m)
+            ribs = index_list(m[box], index_dtype(arr.shape))
+            ribs += np.array([b.start for b in box], ribs.dtype)
+            del m
             self.mid_a = float(labels.kji_to_world(ribs.mean(axis=0, keepdims=True).astype(float))[0][1])
             xyz = labels.kji_to_world(ribs.astype(float))
             self.ribs = _BoxCount(xyz[xyz[:, 1] > self.mid_a])
