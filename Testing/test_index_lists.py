@@ -225,3 +225,30 @@ def test_verifier_lung_boundary_equals_the_isin_definition_in_a_fraction_of_its_
     assert len(want) > 1000
     assert np.array_equal(tree.data, want)
     assert peak / box.size < 3.4, peak / box.size
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_values_mask_equals_isin_for_value_runs_and_tables(dtype):
+    """Issue 20 (speed25): `volume.values_mask` compares a few runs of consecutive values
+    (wrap-around subtraction) and looks up more; both must give ``np.isin``'s voxels, on C-order
+    arrays and strided, flipped views, for runs at the type's ends (0, the largest value), single
+    values, values beyond the type, non-integers and none."""
+    from imagio.volume import RUNS_MAX, value_runs, values_mask
+
+    rng = np.random.default_rng(7)
+    top = int(np.iinfo(dtype).max)
+    a = rng.integers(0, top + 1, size=(9, 37, 41), dtype=np.int64).astype(dtype)
+    a[:, :4] = 0
+    a[:, -4:] = top
+    a[0, 0, :12] = np.arange(12)
+    sets = [[], [0], [top], [5], [0, 1, 2], [top - 2, top - 1, top], [3, 4, 5, 9, 10, 40],
+            [1, 3, 5, 7, 9, 11, 13], [2, 2, 3], [-1, 0, top + 1, 2.5, 7], list(range(0, 200, 2))]
+    views = [a, a[::-1, :, ::-1], a[:, 3:30:2, 1:], a[0]]
+    n_runs = set()
+    for vals in sets:
+        for v in views:
+            n_runs.add(len(value_runs([x for x in vals if 0 <= x <= top and x == int(x)])))
+            got = values_mask(v, vals)
+            assert got.shape == v.shape and got.dtype == bool
+            assert np.array_equal(got, np.isin(v, vals)), (vals, v.shape)
+    assert min(n_runs) <= RUNS_MAX < max(n_runs)   # both ways taken

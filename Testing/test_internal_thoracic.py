@@ -217,3 +217,25 @@ def test_lung1_reads_without_contrast_and_the_cta_with(shared_data):
     assert contrast_phase(lung1, None) is None and contrast_phase(lung1, None, pool=True) is False
     cta = io.read_image(shared_data / "totalsegmentator-chest-cta" / "chest_cta.nii.gz")
     assert contrast_phase(cta, None, pool=True) is True
+
+
+def test_a_plans_warnings_read_the_label_maps_region_once(ph, monkeypatch):
+    """Issue 20: the costal-cartilage and internal thoracic rules read the label map's region
+    (`cartilage._region`, a CRC-32 of the whole map) once per warnings pass, not once per proposal
+    and rule; the warnings are the same as each rule asked alone per proposal."""
+    from imagio.planning import PlanningProblem, cartilage, plan
+    from imagio.planning.cartilage import costal_warnings
+    from imagio.planning.internal_thoracic import internal_thoracic_warnings
+
+    p = plan(PlanningProblem.build(ph.ct, ph.labels, "lung_nodule_1"), k=5)
+    assert len(p.proposals) >= 2
+    calls = []
+    real = cartilage._digest
+    monkeypatch.setattr(cartilage, "_digest", lambda labels: calls.append(1) or real(labels))
+    w = p._compute_warnings()
+    assert len(calls) == 1, len(calls)
+    mine = [x for x in w if "costal cartilage" in x or "internal thoracic" in x]
+    alone = [x for n, m in enumerate(p.proposals, 1)
+             for x in costal_warnings(p.problem, n, m.entry_ras, m.target_ras)
+             + internal_thoracic_warnings(p.problem, n, m.entry_ras, m.target_ras)]
+    assert mine == alone

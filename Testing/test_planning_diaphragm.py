@@ -244,3 +244,30 @@ def test_a_lung_lesion_of_unknown_host_gets_the_transdiaphragmatic_check():
     for n, m in enumerate(p.proposals, 1):
         assert _below_base_mm(m.entry_ras, m.target_ras) >= 10, (n, m.entry_ras)
         assert [w for w in p.warnings if w.startswith(f"proposal {n}:") and "transdiaphragmatic" in w], p.warnings
+
+
+@pytest.mark.parametrize("cut", ["whole", "cut_by_faces", "flipped"])
+def test_lung_surface_voxels_equal_the_whole_array_erosion(cut):
+    """Issue 20: the lung base's surface voxels are taken on the lungs' bounding box; they must be
+    the voxels (and the order) of ``m & ~binary_erosion(m)`` over the whole array, also where the
+    lungs touch the array's faces (outside the array is not lung) and on an oblique, anisotropic,
+    flipped grid."""
+    from scipy import ndimage
+
+    from imagio.planning.diaphragm import surface_voxels
+
+    _, lab = synthetic_torso(spacing=(3.5, 2.5, 3.0), direction=rotation([1, 2, 3], 20))
+    vals = [v for v, n in lab.labels.items() if n.startswith("lung")]
+    a = lab.array
+    if cut == "cut_by_faces":   # every face of the array through a lung
+        lo, hi = np.argwhere(np.isin(a, vals)).min(0), np.argwhere(np.isin(a, vals)).max(0)
+        a = a[lo[0] + 2:hi[0] - 1, lo[1] + 2:hi[1] - 1, lo[2] + 2:hi[2] - 1]   # the lungs' box less 2 voxels a side
+    elif cut == "flipped":
+        a = a[::-1, :, ::-1]
+    m = np.isin(a, vals)
+    assert m.any() and (cut != "cut_by_faces" or all(
+        np.take(m, i, axis=ax).any() for ax in range(3) for i in (0, -1)))
+    want = np.argwhere(m & ~ndimage.binary_erosion(m))
+    got = surface_voxels(np.ascontiguousarray(a), vals)
+    assert np.array_equal(got, want)
+    assert len(surface_voxels(np.zeros_like(a), vals)) == 0

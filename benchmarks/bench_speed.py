@@ -32,15 +32,18 @@ The multi-probe set cover's baseline in the same run: the solver before (milp as
 again for one zone fewer) on the same cover matrix.
 The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
 6. Against a baseline in the same run: ``IMAGIO_BENCH_BASELINE=/path/to/checkout`` (e.g. a
-   worktree of main), by default the ``imagio`` of `SAME_RUN_BASELINE_COMMIT` (0e9eec6, the code
-   before speed23, the same proposals) written by ``git archive`` into a temporary folder
+   worktree of main), by default the ``imagio`` of `SAME_RUN_BASELINE_COMMIT` (29ba8d2, the code
+   before speed25, the same proposals) written by ``git archive`` into a temporary folder
    (``=none``: no comparison; speed22: the first-plan figure as a same-run ratio in ``make
    bench``); the first proposals are
    planned in two fresh child processes on the same
    CT and labels (handed over in an .npz file), one importing that checkout's ``imagio``, one
    this tree's, baseline first, ``IMAGIO_BENCH_REPEAT`` times (default 1) alternately: CPU
    time, wall time, traced peak (tracemalloc, inputs excluded), the child's peak resident
-   memory less its resident memory with the inputs loaded, and whether the 5 proposals
+   memory less its resident memory with the inputs loaded, the CPU of each phase (`PHASES`: label
+   checks, body/skin, couch, distance maps, candidate entries, scoring, per-proposal checks, the
+   rest of build and of plan, and the report: warnings and plan.json's text, timed after the
+   plan; speed25), and whether the 5 proposals
    (entries, targets, scores) and the plan's warnings are identical; the registration check's
    point sets alone (`label_registration._class_points`, cold) in the same way: CPU time, traced
    peak, identical points; and the couch search alone (`table.patient_and_objects`,
@@ -376,7 +379,22 @@ def _second_target_rows(ct, lab, target, second, label, wall, cpu) -> list[dict]
              "value": int(ok), "unit": "bool"}]
 
 
-_CHILD = r"""
+# The phases of the first proposals timed apart in `_CHILD` (module, function, phase): CPU of the
+# outermost call (a phase called inside another counts there); the rest of build/plan as "other".
+PHASES = (("imagio.planning.problem", "_check_labels_match", "label checks"),
+          ("imagio.planning.skin", "outer_skin", "body/skin"),
+          ("imagio.planning.problem", "outer_skin", "body/skin"),
+          ("imagio.planning.table", "locate_table_cached", "couch"),
+          ("imagio.planning.planner", "precompute", "distance maps"),
+          ("imagio.planning.planner", "skin_candidates", "candidate entries"),
+          ("imagio.planning.planner", "score_paths", "scoring"),
+          ("imagio.planning.planner", "screen_dense_tissue", "per-proposal checks"),
+          ("imagio.planning.planner", "verified_proposals", "per-proposal checks"),
+          ("imagio.planning.planner", "position_alternatives", "per-proposal checks"),
+          ("imagio.planning.findings", "path_findings", "per-proposal checks"))
+
+
+_CHILD = "PHASES = " + repr(PHASES) + r"""
 import json, sys, time, tracemalloc
 import numpy as np
 from imagio.volume import Volume
@@ -386,17 +404,47 @@ ct = Volume(z["ct"], z["ct_m"], "CT")
 lab = Volume(z["lab"], z["lab_m"], "labels", labels={int(k): v for k, v in json.loads(str(z["names"])).items()})
 target = json.loads(sys.argv[2])
 target = np.array(target) if isinstance(target, list) else target
+import importlib
+phases, stack = {}, []
+def wrap(mod, name, phase):   # CPU (all threads) of each phase, its outermost call only (PHASES)
+    mod = importlib.import_module(mod)
+    f = getattr(mod, name, None)
+    if f is None:
+        return
+    def w(*a, **k):
+        if stack:
+            return f(*a, **k)
+        stack.append(phase)
+        c = time.process_time()
+        try:
+            return f(*a, **k)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + time.process_time() - c
+            stack.pop()
+    setattr(mod, name, w)
+for mod, name, phase in PHASES:
+    wrap(mod, name, phase)
 def rss(key):   # (ru_maxrss would hold the parent's peak: Linux keeps it across fork + exec)
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith(key + ":")) / 1024.0
 r0 = rss("VmRSS")
 tracemalloc.start()
 t0, c0 = time.perf_counter(), time.process_time()
-p = plan(PlanningProblem.build(ct, lab, target), k=5)
+prob = PlanningProblem.build(ct, lab, target)
+c1 = time.process_time()
+p = plan(prob, k=5)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+c2 = time.process_time()
 peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
 tracemalloc.stop()
-print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak,
+c3 = time.process_time()
+doc = json.dumps(p.to_dict())   # the plan's warnings and report, as write_json writes them
+phases["report (warnings, plan.json text)"] = time.process_time() - c3
+build = sum(v for k, v in phases.items() if k in ("label checks", "body/skin"))
+phases["other input checks (build)"] = (c1 - c0) - build
+phases["other planning"] = (c2 - c1) - sum(v for k, v in phases.items() if k not in (
+    "label checks", "body/skin", "report (warnings, plan.json text)", "other input checks (build)"))
+print(json.dumps({"wall": wall, "cpu": cpu, "traced_mib": peak, "phases": phases,
                   "rss_mib": rss("VmHWM") - r0,
                   "entries": [np.asarray(m.entry_ras).tolist() for m in p.proposals],
                   "targets": [np.asarray(m.target_ras).tolist() for m in p.proposals],
@@ -497,10 +545,10 @@ def _registration_rows(f: Path, base: str, here: str, reps: int, label: str, who
     return rows
 
 
-# The same-run baseline of item 6 when ``IMAGIO_BENCH_BASELINE`` is not set: the code before speed23
-# (main 0e9eec6, 2026-12-06, speed22 merged), whose proposals and warnings are this tree's (the comparison
+# The same-run baseline of item 6 when ``IMAGIO_BENCH_BASELINE`` is not set: the code before speed25
+# (main 29ba8d2, 2026-12-06, speed24 merged), whose proposals and warnings are this tree's (the comparison
 # says whether they still are); a later speed-up moves it to its own branch point.
-SAME_RUN_BASELINE_COMMIT = "0e9eec6"
+SAME_RUN_BASELINE_COMMIT = "29ba8d2"
 
 
 def _baseline_root(here: str, tmp: str) -> tuple:
@@ -564,6 +612,13 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
         rows.append({"name": f"{label}: first proposals {what} (baseline: {who_base}, same run)",
                      "value": med(n, key), "unit": unit, "baseline": med(b, key),
                      "ratio": med(b, key) / max(med(n, key), 1e-9)})
+    order = list(dict.fromkeys(k for r in n + b for k in r.get("phases", {})))
+    for ph in order:   # each phase's CPU (speed25; a baseline without the rows: no ratio)
+        mine = float(np.median([r.get("phases", {}).get(ph, 0.0) for r in n]))
+        theirs = float(np.median([r.get("phases", {}).get(ph, 0.0) for r in b])) if all("phases" in r for r in b) else None
+        rows.append({"name": f"{label}: first proposals, phase {ph}, CPU (baseline: {who_base}, same run)",
+                     "value": mine, "unit": "s", "baseline": theirs,
+                     "ratio": theirs / max(mine, 1e-9) if theirs is not None else None})
     rows.append({"name": f"{label}: proposals identical to {who_base}'s (entries, targets, scores, warnings; "
                          f"{reps} run(s) each)",
                  "value": int(same), "unit": "bool"})

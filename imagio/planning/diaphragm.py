@@ -77,9 +77,7 @@ class LungBase:
         self.r0 = self.a0 = 0.0
         if not len(self.values):
             return
-        lung = np.isin(lab.array, self.values)
-        surf = lung & ~ndimage.binary_erosion(lung)
-        kji = np.argwhere(surf)
+        kji = surface_voxels(lab.array, self.values)
         if not len(kji):
             return
         ras = lab.kji_to_world(kji)
@@ -117,6 +115,28 @@ class LungBase:
         b = np.where(ok, self.base[np.where(ok, bi, 0), np.where(ok, bj, 0)], -np.inf)
         out = ok & (ras[..., 2] < b)
         return out, np.where(out, self.side[np.where(ok, bi, 0), np.where(ok, bj, 0)], 0).astype(np.int8)
+
+
+def surface_voxels(labels: np.ndarray, values) -> np.ndarray:
+    """Indices (n, 3) int64 [k, j, i], C order, of the surface voxels of the voxels of ``labels``
+    (label array [k, j, i]) holding one of ``values``: ``np.argwhere(m & ~ndimage.binary_erosion(m))``
+    of that mask ``m`` (6-neighbourhood, outside the array not in it), the same voxels in the same
+    order, computed on the mask's bounding box: every voxel beyond it is outside the mask, so a box
+    face voxel is surface there as in the whole array (issue 20: the whole 1 mm phantom's
+    ``isin``, erosion and ``argwhere`` took 0.8-0.9 CPU-s per lung target, now about 0.2)."""
+    from ..morph6 import erode6
+    from ..segmentation.common import bbox_slices
+    from ..volume import values_mask
+
+    m = values_mask(labels, values)
+    box = bbox_slices(m)
+    if box is None:
+        return np.zeros((0, 3), np.int64)
+    sub = m[box]
+    del m
+    kji = np.argwhere(sub & ~erode6(sub))
+    kji += np.array([s.start for s in box])
+    return kji
 
 
 def lung_base(problem) -> LungBase:

@@ -76,15 +76,18 @@ def internal_thoracic_warnings(problem, n: int, entry_ras, target_ras, phase: di
     sternum (`parasternal_run`, module doc); [] otherwise. A contrast CT (`problem.contrast_phase`
     with its blood pool rule when no vessel is labelled: new-user trial 93 F6, non-contrast lung1
     was told the "phase unknown" words) is told the vessels show on it; another that they do not.
-    ``phase``: a dict the caller keeps over its proposals (the phase is read once, under "seen")."""
+    ``phase``: a dict the caller keeps over its proposals (the phase is read once, under "seen";
+    the map's `cartilage._Region` under "region", `cartilage.region_of`)."""
+    from .cartilage import region_of
     from .problem import contrast_phase, load_defaults
 
     zone = float(load_defaults()["warnings"]["internal_thoracic_zone_mm"])
-    run = parasternal_run(problem.labels, entry_ras, target_ras, zone, int(problem.target.value or 0))
+    phase = {} if phase is None else phase
+    run = parasternal_run(problem.labels, entry_ras, target_ras, zone, int(problem.target.value or 0),
+                          region_of(problem.labels, phase))
     if run is None:
         return []
     d, at, mm = run
-    phase = {} if phase is None else phase
     if "seen" not in phase:
         phase["seen"] = contrast_phase(problem.ct, problem.labels, pool=True)
     seen = phase["seen"]

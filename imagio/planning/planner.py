@@ -183,7 +183,9 @@ class Plan:
         findings = self.proposal_finding_names()
         med = self.proposal_findings().mediastinum if self.proposals else None   # the findings' (planes cached)
         lung_vessels = any("lung_vessels" in s.name or "pulmonary" in s.name for s in p.structures)
-        ita_phase: dict = {}   # the CT's contrast phase, read once if a track runs beside the sternum
+        # this pass's memo: the CT's contrast phase, read once if a track runs beside the sternum, and
+        # the label map's costal-cartilage region (`cartilage.region_of`), read once for all proposals
+        ita_phase: dict = {}
         for n, m in enumerate(self.proposals, 1):
             # the clearance the proposal's table gives for that structure (exact, to its voxels), and the
             # scored one on the planning grid beside it when they differ (new-user trial 100 F3: the
@@ -219,7 +221,7 @@ class Plan:
             # still an organ that may be unlabelled
             in_med = (lambda r: med.contains(r.middle_ras)) if "mediastinum" in findings[n - 1] else None
             w += organ_warnings(p, n, m.entry_ras, m.target_ras, skip=in_med)
-            w += costal_warnings(p, n, m.entry_ras, m.target_ras)   # trial 51 M5: cartilage not labelled
+            w += costal_warnings(p, n, m.entry_ras, m.target_ras, ita_phase)   # trial 51 M5: cartilage not labelled
             w += internal_thoracic_warnings(p, n, m.entry_ras, m.target_ras, ita_phase)   # trial 91 M3: beside the sternum
             w += table_band_warnings(p, n, m.entry_ras, normals_at(self.maps, m.entry_ras)[0])   # trial 83 #2
             w += intermediate_warnings(p, n, m.entry_ras, m.target_ras)   # 130-250 HU no label covers
