@@ -12,22 +12,20 @@ top with two pieces of a quarter of the trachea's area)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import numpy as np
 import pytest
 from test_bronchoscopy import _segment_mask
 from test_bronchoscopy_storage import _stored
-from test_bronchoscopy_top_cut import _lumen_split_s
+from test_bronchoscopy_top_cut import _atm
 
 from imagio import cli, io, phantom
 from imagio.errors import InputError
 from imagio.planning import bronchoscopy as B
 from imagio.planning.bronchoscopy.carina_view import trachea_in_view, trachea_problem
 from imagio.planning.bronchoscopy.route import check_root
-from imagio.volume import Volume, as_ras_canonical, make_ijk_to_ras
+from imagio.volume import Volume, make_ijk_to_ras
 
-ATM = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "atm22-airways"
 AT = "the scan starts at the carina"
 BELOW = "the scan starts below the carina"
 
@@ -192,12 +190,7 @@ def test_atm_307_sanmedai_cut_below_and_at_the_carina_is_refused():
     a storage with the axes permuted and flipped: refused by check_root (the old code gave a tree
     rooted at a main bronchus named 'trachea', no carina). Cut 15 mm above the split (the trial's
     held case, S <= -725): the trachea is in view, both main bronchi named, not refused."""
-    f = ATM / "ATM_307_0000_pred_SanmedAI.nii.gz"
-    if not f.exists():
-        pytest.skip(f"{f} not available")
-    vol = as_ras_canonical(io.read_labels(f))[0]
-    mask = vol.array > 0
-    split = _lumen_split_s(vol, mask)
+    vol, mask, split = _atm("ATM_307_0000_pred_SanmedAI.nii.gz")
     t = B.extract_tree(*_scan_from(vol, mask, split - 8.0), root_check=False)
     assert t.branches[0].name == "trachea"   # what the tree says (a main bronchus): refused
     with pytest.raises(InputError, match=f"^{BELOW}"):
