@@ -91,14 +91,20 @@ def test_phantom_cut_above_the_carina_keeps_both_lungs(ph, above_mm):
     _check_whole(stored, stored.array > 0)
 
 
-@pytest.mark.data
-def test_atm_cut_above_the_carina_keeps_both_lungs():
-    f = ATM / "ATM_307_0000_pred_YangLab.nii.gz"
+def _atm(name):
+    """(RAS-canonical Volume, bool mask, its lumen split's S) of the ATM'22 mask ``name``; skips
+    the test when the file is absent."""
+    f = ATM / name
     if not f.exists():
         pytest.skip(f"{f} not available")
     vol = as_ras_canonical(io.read_labels(f))[0]
     mask = vol.array > 0
-    carina_s = _lumen_split_s(vol, mask)
+    return vol, mask, _lumen_split_s(vol, mask)
+
+
+@pytest.mark.data
+def test_atm_cut_above_the_carina_keeps_both_lungs():
+    vol, mask, carina_s = _atm("ATM_307_0000_pred_YangLab.nii.gz")
     for above in (3.0, 7.0):
         cut = _cut(vol, mask, carina_s + above)
         _check_whole(vol.with_array(cut.astype(np.uint8)), cut)

@@ -319,8 +319,18 @@ def check_root(tree: AirwayTree) -> float:
     inside the image is a trachea only at a trachea's calibre and with the carina below it, where
     it divides into the two main bronchi (Standring S (ed), Gray's Anatomy, 41st ed, 2016, ch.
     'Trachea and bronchi'); a mask of one lung's airways only whose trachea leaves the image
-    through its top (after a pneumonectomy) is not refused."""
+    through its top (after a pneumonectomy) is not refused.
+    Where the image's superior edge cuts the airways (``tree.top_view``), the scan is refused first
+    when it starts below the carina (two lumens wider than a segmental bronchus that the mask does
+    not join within the image) or at it (the lumen it cuts divides before the point where the two
+    bronchi's axes meet is in view): `carina_view.trachea_problem`, independent of the tree, whose
+    root there is a main bronchus named "trachea" (new-user trial 99 F4/F4b)."""
+    from .carina_view import trachea_problem
+
     root_mm = root_width_mm(tree)
+    problem = trachea_problem(getattr(tree, "top_view", None), tree)
+    if problem:
+        raise InputError(problem)
     gap = getattr(tree, "top_gap_mm", None)
     in_view = gap is not None and gap > 0
     what = f"this airway tree's root is {root_mm:.1f} mm wide (the mean calibre of the mask's sections across it)"

@@ -83,6 +83,8 @@ class AirwayTree:
     lumen: Volume | None = None      # the mask the tree is built from (`section.lumen_volume`): lumen sections
     top_gap_mm: float | None = None  # mm along S from the airway mask's top slice to the image's top slice:
     #   0 when the image's superior edge cuts the airways (the trachea leaving the field of view); None unknown
+    top_view: dict | None = None     # what the image's superior face cuts of the mask (`carina_view.trachea_in_view`):
+    #   None when it cuts no airway (or unknown)
 
     @property
     def n_generations(self) -> int:
@@ -245,6 +247,7 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     on the mask's RAS-canonical storage, so that voxel ties fall alike for every storage of one
     world mask; False traces the mask as stored (what the root check's second tree does)."""
     from . import mask_checks, section
+    from .carina_view import trachea_in_view
     from ...segmentation.airways import check_slice_thickness
 
     prog = Progress(progress) if not isinstance(progress, Progress) else progress
@@ -283,6 +286,7 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen)
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
+    tree.top_view = trachea_in_view(m, airways) if top_gap_mm == 0 else None   # refused by route.check_root
     tree.lumen = section.lumen_volume(airways, crop, lo)
     tree.cut_ends = _cut_ends(tree, airways)
     tree.naming_warnings += _edge_warnings(tree)
