@@ -283,8 +283,8 @@ def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True)
             if not force:
                 # --force replaces only IMAGIO's own earlier outputs: offered for those alone (new-user
                 # trial 100 F4: a user's sidecar was told "pass --force", and --force then refused it)
-                if owned_only and not earlier_output(c):
-                    refuse_foreign(c)
+                if owned_only:
+                    refuse_foreign(c)   # raises only for a file that is not IMAGIO's earlier output
                 raise InputError(f"{c} exists; choose another output name or pass --force to replace it")
             if owned_only:
                 refuse_foreign(c)
