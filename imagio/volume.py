@@ -87,6 +87,34 @@ def unreorient_array(arr: np.ndarray, perm, flip) -> np.ndarray:
     return np.ascontiguousarray(arr[sl].transpose(np.argsort(perm)))
 
 
+def reorient_index(kji, perm, flip, shape) -> np.ndarray:
+    """Voxel indices ``kji`` (..., 3) [k, j, i] of an array of ``shape`` (k, j, i) as indices of
+    the same voxels in its :func:`reorient_array` (``perm``, ``flip``); integer or fractional
+    (a point between voxel centres keeps its place)."""
+    a = np.asarray(kji)
+    sh = np.asarray(shape)[list(perm)]
+    new = a[..., list(perm)]
+    return np.where(np.asarray(flip, bool), sh - 1 - new, new)
+
+
+def unreorient_index(kji, perm, flip, shape) -> np.ndarray:
+    """The inverse of :func:`reorient_index`: indices ``kji`` (..., 3) in the reoriented array
+    back to the original array of ``shape`` (k, j, i, the original storage's)."""
+    a = np.asarray(kji)
+    sh = np.asarray(shape)[list(perm)]
+    b = np.where(np.asarray(flip, bool), sh - 1 - a, a)
+    out = np.empty_like(b)
+    out[..., list(perm)] = b
+    return out
+
+
+def unreorient_axis_index(n: int, v, perm, flip, shape) -> tuple[int, int]:
+    """(axis, index) in the original array of ``shape`` of the plane ``v`` across axis ``n`` of
+    the :func:`reorient_array` (``perm``, ``flip``)."""
+    a = int(perm[n])
+    return a, (int(shape[a]) - 1 - int(v) if flip[n] else int(v))
+
+
 def as_lps_canonical(vol: "Volume") -> tuple["Volume", list, list]:
     """(the same world image stored in LPS-canonical order, perm, flip): array axis 2 along the
     world axis closest to +L (-R), 1 to +P (-A), 0 to +S, the order in which DICOM (patient LPS)

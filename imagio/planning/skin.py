@@ -1280,13 +1280,11 @@ def world_fraction(grid: Volume, kji: np.ndarray) -> np.ndarray:
     et al., OOPSLA 2014). A subsample ``world_fraction < p`` is a uniform random sample of rate p
     that is the same set of voxels however the array is stored (flipped, axes permuted): unlike a
     regular subsample in memory order, it cannot alias with the array's rows."""
-    from ..volume import ras_canonical_plan
+    from ..volume import ras_canonical_plan, reorient_index
 
     perm, flip = ras_canonical_plan(grid.ijk_to_ras)
-    kji = np.asarray(kji, np.int64)
-    shape = grid.shape
-    c = [np.where(flip[n], shape[perm[n]] - 1 - kji[:, perm[n]], kji[:, perm[n]]).astype(np.uint64)
-         for n in range(3)]
+    can = reorient_index(np.asarray(kji, np.int64), perm, flip, grid.shape).astype(np.uint64)
+    c = [can[:, n] for n in range(3)]
     h = c[0] * np.uint64(0x9E3779B97F4A7C15) ^ c[1] * np.uint64(0xC2B2AE3D27D4EB4F) ^ c[2] * np.uint64(0x165667B19E3779F9)
     h ^= h >> np.uint64(30)
     h *= np.uint64(0xBF58476D1CE4E5B9)

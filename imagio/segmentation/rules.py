@@ -126,11 +126,10 @@ def _indices_to_storage(meta: dict, perm, flip, shape) -> None:
     (``seed_kji``), the cut bronchi's face (``axis``, ``face``), the carina's slice (along the
     canonical axis 0, superior) and the padded slabs (``slabs_kji``). Canonical axis n is the
     file's axis ``perm[n]``, reversed when ``flip[n]``."""
+    from ..volume import unreorient_axis_index, unreorient_index
+
     def point(kji):
-        old = [0, 0, 0]
-        for n, v in enumerate(kji):
-            old[perm[n]] = shape[perm[n]] - 1 - int(v) if flip[n] else int(v)
-        return old
+        return [int(x) for x in unreorient_index(np.asarray(kji, np.int64), perm, flip, shape)]
 
     aw = meta.get("airways")
     if aw:
@@ -138,12 +137,9 @@ def _indices_to_storage(meta: dict, perm, flip, shape) -> None:
             if item.get("seed_kji") is not None:
                 item["seed_kji"] = point(item["seed_kji"])
             if item.get("axis") is not None and item.get("face") is not None:
-                n = int(item["axis"])
-                item["axis"] = int(perm[n])
-                item["face"] = shape[perm[n]] - 1 - int(item["face"]) if flip[n] else int(item["face"])
+                item["axis"], item["face"] = unreorient_axis_index(int(item["axis"]), item["face"], perm, flip, shape)
         if aw.get("carina_slice") is not None:
-            k = int(aw["carina_slice"])
-            aw["carina_slice"] = shape[perm[0]] - 1 - k if flip[0] else k
+            aw["carina_slice"] = unreorient_axis_index(0, aw["carina_slice"], perm, flip, shape)[1]
     pad = meta.get("padding")
     if pad and pad.get("slabs_kji") is not None:
         slabs = [None] * 3

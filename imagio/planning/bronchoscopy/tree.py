@@ -136,18 +136,13 @@ def _skeleton(mask: np.ndarray, spacing_kji, root_kji: tuple[int, int, int], ijk
     between storages of ATM 305 without it). ``ijk_to_ras`` None: traced as stored."""
     if ijk_to_ras is None:
         return _traced(mask, spacing_kji, root_kji)
-    from ...volume import ras_canonical_plan, reorient_array
+    from ...volume import ras_canonical_plan, reorient_array, reorient_index, unreorient_index
 
     perm, flip = ras_canonical_plan(np.asarray(ijk_to_ras, float))
-    shape = np.asarray(mask.shape)
     sp = np.asarray(spacing_kji, float)
-    root = [int(root_kji[perm[n]]) for n in range(3)]
-    root = tuple(shape[perm[n]] - 1 - root[n] if flip[n] else root[n] for n in range(3))
+    root = tuple(int(x) for x in reorient_index(np.asarray(root_kji, np.int64), perm, flip, mask.shape))
     verts, edges = _traced(reorient_array(np.asarray(mask), perm, flip), sp[list(perm)], root)
-    idx = verts / sp[list(perm)]
-    old = np.empty_like(idx)
-    for n in range(3):
-        old[:, perm[n]] = shape[perm[n]] - 1 - idx[:, n] if flip[n] else idx[:, n]
+    old = unreorient_index(verts / sp[list(perm)], perm, flip, mask.shape)
     return old * sp, edges
 
 
