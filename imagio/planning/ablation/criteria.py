@@ -74,11 +74,14 @@ def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: flo
 
     healthy_ml: {structure name: mL inside the zones} (`coverage.Coverage.healthy_ml`, analysis
     grid); label_names: every name the label map holds; unimaged_zone_ml: mL of the zones past the
-    image or in the CT's padding; exclude: names never counted (the tumour's host organ).
+    image or in the CT's padding; exclude: names never counted (the tumour's host organ; the
+    name under which ``healthy_ml`` holds that volume past the image, `coverage.UNIMAGED`: it is
+    said as such, never as a name to correct).
     Returns {"value": mL of hollow viscera in the zones, "required": 0.0, "met": True / False /
-    None, "structures": {name: mL}} with "not_verifiable" (why) when ``met`` is None: none found
-    but the zones reach tissue past the image, or unlabelled tissue while the label map names no
-    hollow viscus at all."""
+    None, "structures": {name: mL}} with "not_verifiable" (why; each reason, "; "-joined) when
+    ``met`` is None: none found but the zones reach tissue past the image ("X mL of the zone lies
+    past the image: a hollow viscus there cannot be excluded") or a structure the catalogue does
+    not know, or unlabelled tissue while the label map names no hollow viscus at all."""
     spec = load_criteria()["no_hollow_viscus"]
     hit = {n: float(v) for n, v in healthy_ml.items() if v > 0 and n not in exclude and is_hollow_viscus(n)}
     total = float(sum(hit.values()))
@@ -91,15 +94,18 @@ def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: flo
     # (new-user trial 99 F1: "Gall bladder" 5.0 mL in a zone reported "met")
     unknown = {n: float(v) for n, v in healthy_ml.items()
                if v > 0 and n not in exclude and n not in ("unlabelled", "body") and not is_known(canonical_name(n))}
+    why = []
     if unknown:
+        why.append("the zone takes in " + ", ".join(f"{n} {v:.2f} mL" for n, v in
+                                                    sorted(unknown.items(), key=lambda kv: -kv[1]))
+                   + ": a name IMAGIO does not know, it may be a hollow viscus (name it as "
+                   "TotalSegmentator does: colon, small_bowel, duodenum, stomach, gallbladder)")
+    if unimaged_zone_ml > 0:   # IMAGIO's own volume past the image, not a user's name (new-user trial 101 F5)
+        why.append(f"{unimaged_zone_ml:.2f} mL of the zone lies past the image: a hollow viscus there cannot be "
+                   "excluded")
+    if why:
         out["met"] = None
-        out["not_verifiable"] = ("the zone takes in " + ", ".join(f"{n} {v:.2f} mL" for n, v in
-                                                                 sorted(unknown.items(), key=lambda kv: -kv[1]))
-                                 + ": a name IMAGIO does not know, it may be a hollow viscus (name it as "
-                                 "TotalSegmentator does: colon, small_bowel, duodenum, stomach, gallbladder)")
-    elif unimaged_zone_ml > 0:
-        out["met"] = None
-        out["not_verifiable"] = f"{unimaged_zone_ml:.2f} mL of the zone lies past the image"
+        out["not_verifiable"] = "; ".join(why)
     elif unnamed > 0 and not any(is_hollow_viscus(n) for n in label_names):
         out["met"] = None
         out["not_verifiable"] = (f"the zone takes in {unnamed:.2f} mL of unlabelled tissue and the label map names no "

@@ -1,0 +1,242 @@
+"""What the hollow-viscus setting search (`spare.spare_hollow_viscus`) says is true (new-user
+trial 101 F3, F5), on the real TotalSegmentator example (example_ct_sm + example_seg, 3 mm) with
+a 6 mm liver tumour placed here (label 200, liver_tumor_1: the liver's label voxels whose centres
+lie within 6 mm of a voxel centre; 0.89 mL).
+
+F3, the tumour 12.4 mm from the duodenum (trial 101's duo2): the asked Emprint 100 W 10 min zone
+takes in gallbladder and duodenum; 45 W 5 min at the same centre and axis keeps every viscus out
+but leaves a margin under 5 mm across the probe (its zone 24 mm wide, the tumour's outline 7.5 mm
+from its centre there: the outer faces of its outermost 3 mm voxels). The planner kept the asked
+zone and said only that the sparing zone broke "a hard constraint of the path or the criteria";
+now it names the criterion and its figure.
+
+F5, the tumour on the image's top slice (trial 101's sto2): the chosen smaller zone reaches past
+the image. It was said to cover "the tumour with a 5 mm margin and keep every hollow viscus out"
+beside NOT VERIFIABLE, IMAGIO's own 'unimaged' volume was called "a name IMAGIO does not know"
+and the user asked to rename it, and a zone whose centre lies 4 mm short of the target (the probe
+held back at the image's end) was said to be "centred on the target". Now the claim is made on
+the imaged part, the volume past the image is named as such, and the centre's real offset is
+said, in plan.json's setting_choice, the summary line and the report alike.
+
+Independent checks: my own counts from the label file read with SimpleITK (LPS -> RAS by its
+own direction and origin): hollow-viscus voxels in a zone (4 x 4 x 4 sub-samples per voxel), the
+zone's volume past the image's array (a 0.5 mm lattice over the ellipsoid), an upper bound of the
+minimal ablative margin (the tumour outline's points on the voxel grid lines: midway between a
+tumour voxel centre and its non-tumour neighbour; their distance to the ellipsoid's surface), and
+the zone centre's offset from the target along the probe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from imagio.cli import main
+
+SUB = 4
+HOLLOW = ("colon", "small_bowel", "duodenum", "stomach", "gallbladder", "esophagus", "urinary_bladder")
+# the tumour's centre: a voxel centre of example_seg, (k, j, i)
+DUO_CENTRE = (17, 68, 74)   # RAS (44.0, 215.3, 145.3), 12.4 mm from the duodenum (trial 101 mk_gb.py duodenum 17 6)
+STO_CENTRE = (29, 72, 50)   # RAS (-28.0, 227.3, 181.3), the top slice, 15 mm from the stomach (mk_gb.py stomach 19 6)
+R_TUMOUR = 6.0
+
+
+def _ras(img, kji: np.ndarray) -> np.ndarray:
+    sp = np.array(img.GetSpacing())
+    d = np.array(img.GetDirection()).reshape(3, 3)
+    return (np.array(img.GetOrigin()) + (kji[:, ::-1] * sp) @ d.T) * [-1.0, -1.0, 1.0]
+
+
+def _kji(img, ras: np.ndarray) -> np.ndarray:
+    sp = np.array(img.GetSpacing())
+    d = np.array(img.GetDirection()).reshape(3, 3)
+    lps = np.asarray(ras, float) * [-1.0, -1.0, 1.0]
+    return (np.linalg.solve(d, (lps - np.array(img.GetOrigin())).T).T / sp)[:, ::-1]
+
+
+def _inside(P, zone) -> np.ndarray:
+    c = np.asarray(zone["centre_ras"], float)
+    u = np.asarray(zone["axis"], float) / np.linalg.norm(zone["axis"])
+    d = P - c
+    t = d @ u
+    return (t / (zone["length_mm"] / 2)) ** 2 + (np.einsum("pi,pi->p", d, d) - t * t) / (zone["diameter_mm"] / 2) ** 2 <= 1
+
+
+def _case(tmp, centre):
+    import SimpleITK as sitk
+
+    from conftest import shared_case
+
+    d = shared_case("totalsegmentator-example")
+    seg = sitk.ReadImage(str(d / "example_seg.nii.gz"))
+    names = json.loads((d / "labels_total_v2.json").read_text())
+    s = sitk.GetArrayFromImage(seg).astype(np.uint8)
+    liver = int([k for k, v in names.items() if v == "liver"][0])
+    c = _ras(seg, np.array([centre], float))[0]
+    r = np.linalg.norm(_ras(seg, np.argwhere(np.ones(s.shape, bool)).astype(float)) - c, axis=1).reshape(s.shape)
+    s[(r <= R_TUMOUR + 1e-3) & (s == liver)] = 200
+    o = sitk.GetImageFromArray(s)
+    o.CopyInformation(seg)
+    sitk.WriteImage(o, str(tmp / "lab.nii.gz"))
+    (tmp / "names.json").write_text(json.dumps({**names, "200": "liver_tumor_1"}))
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["plan", str(d / "example_ct_sm.nii.gz"), "--labels", str(tmp / "lab.nii.gz"), "--label-names",
+                   str(tmp / "names.json"), "--target", "liver_tumor_1", "--device", "emprint", "--setting",
+                   "100W_10min", "--out", str(tmp / "plan"), "--no-png", "--no-scene"])
+    assert rc == 0
+    return o, s, {v: int(k) for k, v in names.items()}, json.loads((tmp / "plan" / "plan.json").read_text()), \
+        buf.getvalue()
+
+
+def _ml(img, arr, values, zone) -> dict:
+    """{name: mL of that label inside ``zone``}, SUB^3 sub-samples per voxel."""
+    vml = float(np.prod(img.GetSpacing())) / 1000.0
+    c = np.asarray(zone["centre_ras"], float)
+    near = np.argwhere(np.isin(arr, list(values.values()))).astype(float)
+    near = near[np.linalg.norm(_ras(img, near) - c, axis=1) < max(zone["length_mm"], zone["diameter_mm"]) / 2 + 5]
+    lab = arr[tuple(near.astype(int).T)]
+    offs = (np.arange(SUB) + 0.5) / SUB - 0.5
+    n = {}
+    for o in np.stack(np.meshgrid(offs, offs, offs, indexing="ij"), -1).reshape(-1, 3):
+        m = _inside(_ras(img, near + o), zone)
+        for name, v in values.items():
+            n[name] = n.get(name, 0) + int(np.count_nonzero(m & (lab == v)))
+    return {k: v * vml / SUB ** 3 for k, v in n.items() if v}
+
+
+def _outline_points(img, arr) -> np.ndarray:
+    """Points of the tumour's outline (the 0.5 level of its linearly interpolated mask): midway
+    between a tumour voxel centre and each 6-neighbour outside it, RAS mm."""
+    t = np.pad(arr == 200, 1)
+    pts = []
+    for ax in range(3):
+        for sgn in (-1, 1):
+            nb = np.roll(t, -sgn, axis=ax)
+            kji = np.argwhere(t & ~nb).astype(float) - 1.0
+            kji[:, ax] += 0.5 * sgn
+            pts.append(kji)
+    return _ras(img, np.concatenate(pts))
+
+
+def _margin_bound(P, zone) -> float:
+    """The smallest distance (mm) from the points ``P`` inside ``zone`` to its surface (densely
+    sampled): the minimal ablative margin of a tumour whose outline holds ``P`` is at most this."""
+    from scipy.spatial import cKDTree
+
+    c = np.asarray(zone["centre_ras"], float)
+    u = np.asarray(zone["axis"], float) / np.linalg.norm(zone["axis"])
+    v1 = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+    v1 /= np.linalg.norm(v1)
+    v2 = np.cross(u, v1)
+    th, ph = np.meshgrid(np.linspace(0, np.pi, 900), np.linspace(0, 2 * np.pi, 1800), indexing="ij")
+    a, b = zone["length_mm"] / 2, zone["diameter_mm"] / 2
+    S = (c + (a * np.cos(th))[..., None] * u + (b * np.sin(th) * np.cos(ph))[..., None] * v1
+         + (b * np.sin(th) * np.sin(ph))[..., None] * v2).reshape(-1, 3)
+    assert _inside(P, zone).all()
+    return float(cKDTree(S).query(P)[0].min())
+
+
+@pytest.fixture(scope="module")
+def duo(tmp_path_factory):
+    return _case(tmp_path_factory.mktemp("duo"), DUO_CENTRE)
+
+
+@pytest.fixture(scope="module")
+def sto(tmp_path_factory):
+    return _case(tmp_path_factory.mktemp("sto"), STO_CENTRE)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_the_criterion_a_sparing_zone_breaks_is_named_with_its_figure(duo):
+    from imagio.planning.ablation.devices import get_device
+
+    img, arr, inv, doc, out = duo
+    hv_values = {n: inv[n] for n in HOLLOW if n in inv}
+    small = get_device("emprint").setting("45W_5min")
+    sp = doc["ablation"]["single_probe"][0]
+    z = sp["zones"][0]
+    kept = _ml(img, arr, hv_values, z)
+    assert sp["setting"] == "100W_10min" and sum(kept.values()) > 1.0, kept   # the asked zone kept, viscera in it
+    # mine: 45W_5min at the same centre and axis keeps every viscus out, but its margin is under 5 mm
+    z45 = {**z, "length_mm": small.zone_length_mm, "diameter_mm": small.zone_diameter_mm}
+    assert _ml(img, arr, hv_values, z45) == {}
+    bound = _margin_bound(_outline_points(img, arr), z45)
+    assert bound < 5.0, bound
+    note = sp["hollow_viscus"]
+    assert note["found"] is False
+    txt = note["text"]
+    assert "each breaking a hard constraint" not in txt, txt
+    m = re.search(r"45W_5min with the zone centred on the target would keep them out but its minimal ablative "
+                  r"margin is (-?\d+\.\d) mm \(needs 5 mm\)", txt)
+    assert m, txt
+    # IMAGIO's margin: the zone's distance map (1 mm analysis grid) read on the outline: within half its voxel
+    assert abs(float(m.group(1)) - bound) <= 0.5 + 0.05, (m.group(1), bound)
+    # the same words in the criterion, the warnings and the summary line
+    assert sp["coverage"]["criteria"]["no_hollow_viscus"]["unavoidable"] == txt
+    line = [ln for ln in out.splitlines() if ln.startswith("ablation emprint")][-1]
+    assert m.group(0) in line, line
+
+
+def _past_image_ml(img, zone, step=0.5) -> float:
+    """mL of ``zone`` outside the image's array (its voxels' extent), on a ``step`` mm lattice."""
+    c = np.asarray(zone["centre_ras"], float)
+    r = max(zone["length_mm"], zone["diameter_mm"]) / 2
+    g = np.arange(-r, r + step / 2, step)
+    P = c + np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    P = P[_inside(P, zone)]
+    k = _kji(img, P)
+    size = np.array(img.GetSize())[::-1]
+    off = np.any((k < -0.5) | (k > size - 0.5), axis=1)
+    return float(np.count_nonzero(off)) * step ** 3 / 1000.0
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_a_chosen_zone_past_the_image_is_claimed_on_the_imaged_part_with_its_real_centre(sto, tmp_path):
+    from imagio.report import ablation_rows
+
+    img, arr, inv, doc, out = sto
+    t = np.asarray(doc["target"]["ras"], float)
+    chosen, short = 0, 0
+    for sp in doc["ablation"]["single_probe"]:
+        crit = sp["coverage"]["criteria"]["no_hollow_viscus"]
+        assert "IMAGIO does not know" not in json.dumps(sp), sp["proposal"]
+        choice = sp["setting_choice"]
+        if not choice:
+            continue
+        chosen += 1
+        z = sp["zones"][0]
+        past = _past_image_ml(img, z)
+        assert past > 1.0, past   # the case: the chosen zone reaches past the image's top
+        assert crit["met"] is None
+        m = re.search(r"(\d+\.\d\d) mL of the zone lies past the image: a hollow viscus there cannot be excluded",
+                      crit["not_verifiable"])
+        assert m and float(m.group(1)) == pytest.approx(past, rel=0.1), (crit, past)
+        assert "keeps every hollow viscus out on the imaged part" in choice, choice
+        assert m.group(0) in choice, choice
+        # the zone centre's offset from the target along the probe, mine
+        e, tip = (np.asarray(sp["probes"][0][k], float) for k in ("entry_ras", "tip_ras"))
+        u = (tip - e) / np.linalg.norm(tip - e)
+        off = float((np.asarray(z["centre_ras"], float) - t) @ u)
+        said = choice.split(": ", 1)[1].split("; ", 1)[1]   # the chosen zone's words (after the asked one's)
+        if abs(off) < 0.05:
+            assert "with the zone centred on the target" in said, said
+        else:
+            short += 1
+            assert "centred on the target" not in said, said
+            assert (f"with the zone centred {round(abs(off), 1):g} mm {'deeper than' if off > 0 else 'short of'} the target"
+                    in said), (off, said)
+    assert chosen >= 2 and short >= 1, (chosen, short)
+    # the summary line and the report say the best path's choice in the same words
+    best = doc["ablation"]["single_probe"][0]
+    line = [ln for ln in out.splitlines() if ln.startswith("ablation emprint")][-1]
+    assert line.endswith(f"; {best['setting_choice']}"), line
+    assert "a hollow viscus there cannot be excluded" in line.split("; IMAGIO chose")[0], line
+    assert dict(ablation_rows(best))["setting chosen by IMAGIO"] == best["setting_choice"]
