@@ -120,7 +120,8 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
     asked_at = centre_words(zone_offset_mm(placed, c, u), placed)
     rejected = []   # (setting, placed zone) of the candidates breaking a criterion on evaluation
     for s, shift in cands[:MAX_PLACEMENTS]:
-        pp = place_on_path(plan, ctx, device, s, e, centre_ras=c + shift * u)
+        pp = place_on_path(plan, ctx, device, s, e, centre_ras=c + shift * u,
+                           centre_words=f"the point {centre_words(shift)[len('centred '):]}" if shift else "the target")
         tried["placed"] += 1
         crit = pp.coverage.criteria
         if (pp.status_kind != "infeasible" and all(p.feasible for p in pp.probes) and pp.coverage.compliant is not False
@@ -168,8 +169,11 @@ def centre_words(off_mm: float, pp=None) -> str:
     trial 101 F5: "centred on the target" said of a zone 4 mm short of it)."""
     if abs(off_mm) < 0.05:
         return "centred on the target"
-    held = (" (its probe cannot be advanced further: see its status)"
-            if pp is not None and str(pp.status_kind).startswith("advanced_short") else "")
+    kind = str(getattr(pp, "status_kind", ""))
+    held = (" (its probe cannot be advanced further: its track would run past the image's end)"
+            if kind == "advanced_short_image" else
+            " (its probe cannot be advanced further without breaking a hard constraint of the path)"
+            if kind.startswith("advanced_short") else "")
     return (f"centred {round(abs(off_mm), 1):g} mm {'deeper than' if off_mm > 0 else 'short of'} the target along "
             f"the path{held}")
 
