@@ -240,3 +240,57 @@ def test_a_chosen_zone_past_the_image_is_claimed_on_the_imaged_part_with_its_rea
     assert line.endswith(f"; {best['setting_choice']}"), line
     assert "a hollow viscus there cannot be excluded" in line.split("; IMAGIO chose")[0], line
     assert dict(ablation_rows(best))["setting chosen by IMAGIO"] == best["setting_choice"]
+
+
+def test_names_imagio_gives_itself_are_never_asked_to_be_renamed():
+    """The criterion's reasons for IMAGIO's own volumes: the zone's part past the image is said as
+    such (trial 101 F5: "unimaged 5.85 mL: a name IMAGIO does not know ... name it as
+    TotalSegmentator does"), and the mediastinum's unlabelled soft tissue that IMAGIO names
+    (`mediastinum_near.MEDIASTINUM_NAME`) counts as unlabelled tissue: a doubt only where the label
+    map names no hollow viscus; a user's unknown name is still asked to be renamed."""
+    from imagio.planning.ablation.coverage import UNIMAGED
+    from imagio.planning.ablation.criteria import hollow_viscus_criterion
+    from imagio.planning.ablation.mediastinum_near import MEDIASTINUM_NAME
+
+    c = hollow_viscus_criterion({"liver": 9.0, UNIMAGED: 5.853}, ["liver", "colon"], 5.853, exclude=(UNIMAGED,))
+    assert c["met"] is None and c["not_verifiable"] == ("5.85 mL of the zone lies past the image: a hollow viscus "
+                                                        "there cannot be excluded"), c
+    own = {"lung_upper_lobe_left": 9.0, MEDIASTINUM_NAME: 1.2}
+    c = hollow_viscus_criterion(own, ["lung_upper_lobe_left", "esophagus"], unlabelled=(MEDIASTINUM_NAME,))
+    assert c["met"] is True, c   # the oesophagus is labelled: the unlabelled soft tissue is not it
+    c = hollow_viscus_criterion(own, ["lung_upper_lobe_left"], unlabelled=(MEDIASTINUM_NAME,))
+    assert c["met"] is None and "1.20 mL of unlabelled tissue" in c["not_verifiable"], c
+    assert "IMAGIO does not know" not in c["not_verifiable"]
+    c = hollow_viscus_criterion({"liver": 9.0, "Gut loop": 2.0, UNIMAGED: 1.0}, ["liver", "Gut loop"], 1.0,
+                                exclude=(UNIMAGED,))
+    assert c["met"] is None and c["not_verifiable"].startswith("the zone takes in Gut loop 2.00 mL: a name IMAGIO "
+                                                               "does not know"), c
+    assert c["not_verifiable"].endswith("; 1.00 mL of the zone lies past the image: a hollow viscus there cannot be "
+                                        "excluded"), c
+    assert UNIMAGED not in c["not_verifiable"]
+
+
+def test_a_lung_zone_reaching_the_unlabelled_mediastinum_is_not_asked_to_rename_it():
+    """Through `coverage.AblationContext.evaluate`: the mediastinum region IMAGIO adds (here a box
+    of the label map's unlabelled voxels beside the tumour) in the zone, with the oesophagus
+    labelled elsewhere: the criterion is met, not "a name IMAGIO does not know"."""
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.mediastinum_near import MEDIASTINUM_NAME
+    from imagio.planning.ablation.zones import Ellipsoid
+    from imagio.volume import Volume
+
+    a = np.ones((40, 40, 40), np.uint8)                                # lung
+    a[18:22, 18:22, 18:22] = 2                                         # tumour
+    a[:, :, 30:] = 0                                                   # unlabelled soft tissue
+    a[:, :4, 30:] = 3                                                  # the oesophagus, far from the zone
+    A = np.eye(4)
+    A[:3, :3] = np.array([[0.0, 1.0, 0.0], [0.8, 0.0, 0.6], [0.6, 0.0, -0.8]]) @ np.diag([1.25, 1.5, 2.0])
+    A[:3, 3] = (3.0, -5.0, 7.0)                                        # oblique, flipped, anisotropic (i, j, k)
+    lab = Volume(a, A, labels={1: "lung_upper_lobe_left", 2: "lung_tumor", 3: "esophagus"})
+    ctx = AblationContext(lab, "lung_tumor")
+    ctx.add_region(MEDIASTINUM_NAME, lambda lo, hi: a[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] == 0)
+    c = lab.kji_to_world(np.array([[19.5, 19.5, 25.0]]))[0]
+    cov = ctx.evaluate([Ellipsoid(c, np.array([0.0, 0.0, 1.0]), 15.0, 15.0)])
+    assert cov.healthy_ml.get(MEDIASTINUM_NAME, 0.0) > 0.5, cov.healthy_ml
+    crit = cov.criteria["no_hollow_viscus"]
+    assert crit["met"] is True, crit
