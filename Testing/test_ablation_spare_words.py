@@ -294,3 +294,59 @@ def test_a_lung_zone_reaching_the_unlabelled_mediastinum_is_not_asked_to_rename_
     assert cov.healthy_ml.get(MEDIASTINUM_NAME, 0.0) > 0.5, cov.healthy_ml
     crit = cov.criteria["no_hollow_viscus"]
     assert crit["met"] is True, crit
+
+
+def test_each_reason_a_sparing_zone_fails_is_said_with_its_figure():
+    """`spare.rejection_words` on real evaluations (`AblationContext.evaluate`) of zones on an
+    oblique, flipped, anisotropic grid (a 4-voxel tumour, a small_bowel slab beside it): a zone too
+    narrow for the margin (its figure: my own distance from the tumour's outline to the zone), a
+    zone taking in bowel on evaluation (its mL), a probe whose track breaks a hard constraint (the
+    constraint named), and a zone centred off the target (its real offset)."""
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.devices import get_device
+    from imagio.planning.ablation.multiprobe import ProbePlacement, ProbePlan
+    from imagio.planning.ablation.spare import rejection_words
+    from imagio.planning.ablation.zones import Ellipsoid
+    from imagio.volume import Volume
+
+    a = np.ones((40, 40, 40), np.uint8)                                # liver
+    a[18:22, 18:22, 18:22] = 2                                         # tumour
+    a[:, :, 30:33] = 3                                                 # small_bowel slab
+    A = np.eye(4)
+    A[:3, :3] = np.array([[0.0, 1.0, 0.0], [0.8, 0.0, 0.6], [0.6, 0.0, -0.8]]) @ np.diag([1.25, 1.5, 2.0])
+    A[:3, 3] = (3.0, -5.0, 7.0)
+    lab = Volume(a, A, labels={1: "liver", 2: "liver_tumor", 3: "small_bowel"})
+    ctx = AblationContext(lab, "liver_tumor")
+    c = lab.kji_to_world(np.array([[19.5, 19.5, 19.5]]))[0]            # the tumour's centre
+    u = np.array([0.0, 0.0, 1.0])
+    s = get_device("emprint").setting("45W_5min")
+
+    def plan(centre, a_mm, b_mm, feasible=True):
+        e = Ellipsoid(np.asarray(centre, float), u, a_mm, b_mm)
+        pr = ProbePlacement(list(centre - 60 * u), list(centre + 10 * u), feasible, [] if feasible else ["vessel"], 70.0)
+        pp = ProbePlan("emprint", s.id, "microwave", [pr], ctx.evaluate([e]),
+                       status_kind="centred" if feasible else "infeasible")
+        pp._zones = [e]
+        return pp
+
+    # points of the tumour's outline (the 0.5 level of its interpolated mask): midway between its outer voxel
+    # centres and their outside neighbours along the grid lines, mine
+    r, f = np.arange(18, 22), (17.5, 21.5)
+    pts = np.array([p for x in f for y in r for z in r for p in ((x, y, z), (y, x, z), (y, z, x))], float)
+    narrow = plan(c, 9.0, 9.0)                                          # a ball of 9 mm
+    mine = 9.0 - float(np.linalg.norm(lab.kji_to_world(pts) - c, axis=1).max())   # its margin is at most this
+    assert mine < 5.0
+    txt = rejection_words(s, narrow, c, u)
+    m = re.fullmatch(r"45W_5min with the zone centred on the target would keep them out but its minimal ablative "
+                     r"margin is (-?\d+\.\d) mm \(needs 5 mm\)", txt)
+    assert m, txt
+    assert float(m.group(1)) <= mine + 0.5, (txt, mine)   # + half the analysis grid's 1 mm voxel
+    big = plan(c, 30.0, 30.0)
+    assert big.coverage.criteria["no_hollow_viscus"]["met"] is False
+    txt = rejection_words(s, big, c, u, them="it")
+    got = big.coverage.criteria["no_hollow_viscus"]["structures"]["small_bowel"]
+    assert txt == f"45W_5min with the zone centred on the target: on evaluation it takes in small_bowel {got:.2f} mL", txt
+    shifted = plan(c - 4.0 * u, 20.0, 20.0, feasible=False)
+    txt = rejection_words(s, shifted, c, u, them="it")
+    assert txt.startswith("45W_5min with the zone centred 4 mm short of the target along the path"), txt
+    assert "its probe cannot be placed (the track violates vessel)" in txt, txt
