@@ -100,9 +100,9 @@ def setting_choice_words(note: dict | None, device: str = "") -> str:
     if note.get("asked") and note["setting"] != note["asked"]:
         return (f"IMAGIO chose {dev}{note['setting']} ({note.get('setting_words', '')}) instead of the asked "
                 f"{note['asked']} ({note.get('asked_words', '')}) to keep hollow viscera out of the zone: {note['text']}")
-    if note.get("shift_mm"):
-        sh = float(note["shift_mm"])
-        return (f"IMAGIO moved the {dev}{note['setting']} zone's centre {abs(sh):g} mm "
+    sh = float(note.get("zone_shift_mm", note.get("shift_mm")) or 0.0)   # where it is (trial 101 F5)
+    if abs(sh) >= 0.05:
+        return (f"IMAGIO moved the {dev}{note['setting']} zone's centre {round(abs(sh), 1):g} mm "
                 f"{'deeper than' if sh > 0 else 'short of'} the target along the path to keep hollow viscera out of "
                 f"the zone: {note['text']}")
     return ""

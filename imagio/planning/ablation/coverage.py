@@ -399,7 +399,8 @@ class AblationContext:
         # a hollow viscus in the zone (new-user trial 96 F4: 2.75 mL of colon beside "all criteria met"):
         # thermal perforation, a criterion of its own, not only a warning
         crit["no_hollow_viscus"] = hollow_viscus_criterion(healthy, self.labels.labels.values(),
-                                                           unimaged.get("zone_ml", 0.0))
+                                                           unimaged.get("zone_ml", 0.0), exclude=(UNIMAGED,),
+                                                           unlabelled=tuple(n for n, _, _ in self._regions))
         return Coverage(
             tumour_covered_pct=cov_t, margin_covered_pct=cov_m, mam_mm=mam,
             mam_ras=self.vertices_ras[i].tolist(), mam_capped=bool(mam >= self.cap_mm),

@@ -68,17 +68,22 @@ def is_hollow_viscus(name: str) -> bool:
 
 
 def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: float = 0.0,
-                            exclude=()) -> dict:
+                            exclude=(), unlabelled=()) -> dict:
     """The ``no_hollow_viscus`` criterion of a zone set (ablation_criteria.json, sources there:
     thermal injury of bowel, stomach, gallbladder: Mulier 2002, Kong 2009, Kondo 2006).
 
     healthy_ml: {structure name: mL inside the zones} (`coverage.Coverage.healthy_ml`, analysis
     grid); label_names: every name the label map holds; unimaged_zone_ml: mL of the zones past the
-    image or in the CT's padding; exclude: names never counted (the tumour's host organ).
+    image or in the CT's padding; exclude: names never counted (the tumour's host organ; the
+    name under which ``healthy_ml`` holds that volume past the image, `coverage.UNIMAGED`: it is
+    said as such, never as a name to correct); unlabelled: names of unlabelled tissue IMAGIO names
+    itself (`coverage.AblationContext.add_region`: the mediastinum's unlabelled soft tissue),
+    counted as "unlabelled" is, never as a name to correct.
     Returns {"value": mL of hollow viscera in the zones, "required": 0.0, "met": True / False /
-    None, "structures": {name: mL}} with "not_verifiable" (why) when ``met`` is None: none found
-    but the zones reach tissue past the image, or unlabelled tissue while the label map names no
-    hollow viscus at all."""
+    None, "structures": {name: mL}} with "not_verifiable" (why; each reason, "; "-joined) when
+    ``met`` is None: none found but the zones reach tissue past the image ("X mL of the zone lies
+    past the image: a hollow viscus there cannot be excluded") or a structure the catalogue does
+    not know, or unlabelled tissue while the label map names no hollow viscus at all."""
     spec = load_criteria()["no_hollow_viscus"]
     hit = {n: float(v) for n, v in healthy_ml.items() if v > 0 and n not in exclude and is_hollow_viscus(n)}
     total = float(sum(hit.values()))
@@ -86,20 +91,24 @@ def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: flo
            "structures": {n: round(v, 3) for n, v in sorted(hit.items(), key=lambda kv: -kv[1])}}
     if hit:
         return out
-    unnamed = float(sum(v for n, v in healthy_ml.items() if n in ("unlabelled", "body")))
+    bare = ("unlabelled", "body", *unlabelled)
+    unnamed = float(sum(v for n, v in healthy_ml.items() if n in bare))
     # a structure the catalogue does not know in the zone may be a viscus under another name
     # (new-user trial 99 F1: "Gall bladder" 5.0 mL in a zone reported "met")
     unknown = {n: float(v) for n, v in healthy_ml.items()
-               if v > 0 and n not in exclude and n not in ("unlabelled", "body") and not is_known(canonical_name(n))}
+               if v > 0 and n not in exclude and n not in bare and not is_known(canonical_name(n))}
+    why = []
     if unknown:
+        why.append("the zone takes in " + ", ".join(f"{n} {v:.2f} mL" for n, v in
+                                                    sorted(unknown.items(), key=lambda kv: -kv[1]))
+                   + ": a name IMAGIO does not know, it may be a hollow viscus (name it as "
+                   "TotalSegmentator does: colon, small_bowel, duodenum, stomach, gallbladder)")
+    if unimaged_zone_ml > 0:   # IMAGIO's own volume past the image, not a user's name (new-user trial 101 F5)
+        why.append(f"{unimaged_zone_ml:.2f} mL of the zone lies past the image: a hollow viscus there cannot be "
+                   "excluded")
+    if why:
         out["met"] = None
-        out["not_verifiable"] = ("the zone takes in " + ", ".join(f"{n} {v:.2f} mL" for n, v in
-                                                                 sorted(unknown.items(), key=lambda kv: -kv[1]))
-                                 + ": a name IMAGIO does not know, it may be a hollow viscus (name it as "
-                                 "TotalSegmentator does: colon, small_bowel, duodenum, stomach, gallbladder)")
-    elif unimaged_zone_ml > 0:
-        out["met"] = None
-        out["not_verifiable"] = f"{unimaged_zone_ml:.2f} mL of the zone lies past the image"
+        out["not_verifiable"] = "; ".join(why)
     elif unnamed > 0 and not any(is_hollow_viscus(n) for n in label_names):
         out["met"] = None
         out["not_verifiable"] = (f"the zone takes in {unnamed:.2f} mL of unlabelled tissue and the label map names no "

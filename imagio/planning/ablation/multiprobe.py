@@ -267,17 +267,19 @@ def image_exit(vol, a, b, step_mm: float = 0.5) -> tuple[str, float] | None:
 
 
 def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, entry_ras,
-                  centre_ras=None) -> ProbePlan:
+                  centre_ras=None, centre_words: str = "the target") -> ProbePlan:
     """One probe on the path entry -> centre, advanced so the zone centre lands on
     ``centre_ras`` (default: the plan's target); the advanced path is re-checked, and when it
-    violates a hard constraint the tip is advanced only as far as stays feasible (``status``)."""
+    violates a hard constraint the tip is advanced only as far as stays feasible (``status``).
+    ``centre_words``: what ``centre_ras`` is, in the status ("single probe, zone centred on the
+    target"; `spare.spare_hollow_viscus` names a point along the path short of / deeper than it)."""
     t0 = time.perf_counter()
     e = np.asarray(entry_ras, float)
     c = np.asarray(plan.problem.target.point_ras if centre_ras is None else centre_ras, float)
     full_probe = Probe.centred_on(e, c, setting)
     u, tip = full_probe.direction, full_probe.tip_ras
     p = _placement(plan, e, tip)
-    status, kind = "single probe, zone centred on the target", "centred"
+    status, kind = f"single probe, zone centred on {centre_words}", "centred"
     if not p.feasible and set(p.violations) == {"fissure"} and _advance_in_one_lobe(plan, e, c, tip):
         # the advance itself crosses no fissure: the count differs from the planned path's only
         # because the longer track's samples fall elsewhere on a sub-voxel graze of another lobe
@@ -285,7 +287,7 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
         # probe back 10 mm, 65 % covered); one verdict for one track, the graze said
         p = dataclasses.replace(p, feasible=True, violations=[])
         kind = "centred_graze"
-        status = ("single probe, zone centred on the target; the track grazes another lobe within a voxel "
+        status = (f"single probe, zone centred on {centre_words}; the track grazes another lobe within a voxel "
                   "(the fissure may lie on it): check the fissure on the images")
     if not p.feasible:   # advance less: the deepest feasible tip between the target and there
         full = p
@@ -304,7 +306,7 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
                     why = (f"further its track runs past the image's {past[0]} end ({past[1]:.0f} mm past the "
                            "target; the tissue there is not imaged, so the planner takes it as outside the body)")
                 status = (f"single probe advanced {adv:g} of {setting.centre_offset_mm:g} mm past the target: "
-                          f"{why}, so the zone's centre lies {setting.centre_offset_mm - adv:g} mm short of the target")
+                          f"{why}, so the zone's centre lies {setting.centre_offset_mm - adv:g} mm short of {centre_words}")
                 p, tip = q, c + adv * u
                 break
         else:   # not even the tip on the target: the placement breaks a hard constraint, said so

@@ -66,12 +66,16 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
     (default ``minimal_ablative_margin_mm``) and no hollow-viscus voxel (`hollow_points`) are
     placed in that order (the path re-checked, `place_on_path`; at most `MAX_PLACEMENTS`) and
     the first whose evaluated coverage is not non-compliant (tumour covered, margin, no hollow
-    viscus; `coverage.compliance` not False) with a placeable probe is returned. When none is,
-    ``placed`` is returned and the criterion gets ``unavoidable``: which criterion cannot be met
-    together with which ("no setting of emprint ... covers the tumour with a 5 mm margin without
-    taking in duodenum ..."), also in the note. The note: {"found", "setting", "shift_mm" (the
-    zone centre's shift along the path, + deeper), "text", "tried": {"settings", "positions",
-    "placed"}}."""
+    viscus; `coverage.compliance` not False) with a placeable probe is returned, said with the
+    zone's real centre (`centre_words`) and, where a criterion is not verifiable, on the imaged
+    part (`claim_words`). When none is, ``placed`` is returned and the criterion gets
+    ``unavoidable``: which criterion cannot be met together with which ("no setting of emprint ...
+    covers the tumour with a 5 mm margin without taking in duodenum ..."), and for the zones that
+    keep the viscera out but fail on evaluation, what each breaks with its figure
+    (`rejection_words`), also in the note. The note: {"found", "setting", "shift_mm" (the zone
+    centre's chosen shift along the path, + deeper), "zone_shift_mm" (where the placed zone's
+    centre lies: less deep when the probe was held back), "text", "tried": {"settings",
+    "positions", "placed"}}."""
     if placed is None:
         placed = place_on_path(plan, ctx, device, setting, entry_ras, centre_ras=centre_ras)
     hv = placed.coverage.criteria.get("no_hollow_viscus") or {}
@@ -113,31 +117,109 @@ def spare_hollow_viscus(plan, ctx, device, setting, entry_ras, placed=None, marg
             hit_names.update(hn[touch[:, k]])
         cands += [(s, float(sh[k])) for k in np.flatnonzero(cov & spare)]
     tried["positions"] = int(n_pos)
+    asked_at = centre_words(zone_offset_mm(placed, c, u), placed)
+    rejected = []   # (setting, placed zone) of the candidates breaking a criterion on evaluation
     for s, shift in cands[:MAX_PLACEMENTS]:
-        pp = place_on_path(plan, ctx, device, s, e, centre_ras=c + shift * u)
+        pp = place_on_path(plan, ctx, device, s, e, centre_ras=c + shift * u,
+                           centre_words=f"the point {centre_words(shift)[len('centred '):]}" if shift else "the target")
         tried["placed"] += 1
         crit = pp.coverage.criteria
         if (pp.status_kind != "infeasible" and all(p.feasible for p in pp.probes) and pp.coverage.compliant is not False
                 and (crit.get("no_hollow_viscus") or {}).get("met") is not False):
-            where = "the zone centred on the target" if shift == 0 else (
-                f"the zone's centre {abs(shift):g} mm {'deeper than' if shift > 0 else 'short of'} the target along the path")
-            text = (f"the {device.name} {setting.id} zone centred on the target takes in "
-                    f"{names_text((hv.get('structures') or {}).keys())}; {s.id} with {where} covers the tumour "
-                    f"with a {margin:g} mm margin and keeps every hollow viscus out")
+            off = zone_offset_mm(pp, c, u)
+            text = (f"the {device.name} {setting.id} zone {asked_at} takes in "
+                    f"{names_text((hv.get('structures') or {}).keys())}; {s.id} with the zone {centre_words(off, pp)} "
+                    f"{claim_words(crit, margin, pp.coverage.unimaged)}")
             pp.status += f"; {text}"
             note = {"found": True, "asked": setting.id, "asked_words": setting.words, "setting": s.id,
-                    "setting_words": s.words, "shift_mm": shift, "text": text, "tried": tried}
+                    "setting_words": s.words, "shift_mm": shift, "zone_shift_mm": round(off, 2), "text": text,
+                    "tried": tried}
             pp.hollow_viscus = note
             return pp, note
+        rejected.append((s, pp))
     if covering == 0:
         why = " (none covers it even taking it in)"
     elif not cands:
         why = ""
     else:
-        why = (f" and with a placeable probe (the {len(cands)} zone(s) that would spare it on the grid's voxel "
-               f"centres: {tried['placed']} placed, each breaking a hard constraint of the path or the criteria on "
-               "evaluation)")
+        first = {}   # each setting's first (nearest the target) rejected zone
+        for s, pp in rejected:
+            first.setdefault(s.id, (s, pp))
+        them = "it" if len(set(hit_names or (hv.get("structures") or {}).keys())) == 1 else "them"
+        said = [rejection_words(s, pp, c, u, them) for s, pp in first.values()]
+        more = len(rejected) - len(said)
+        why = (f" and meeting every criterion with a placeable probe (the {len(cands)} zone(s) that would keep "
+               f"{them} out on the grid's voxel centres: {tried['placed']} placed and evaluated, none meets every "
+               "criterion: "
+               + "; ".join(said) + (f"; {more} more at other positions along the path" if more > 0 else "") + ")")
     return _none(placed, hv, device, setting, margin, tried, hit_names or (hv.get("structures") or {}).keys(), why)
+
+
+def zone_offset_mm(pp, c: np.ndarray, u: np.ndarray) -> float:
+    """How far (mm) the centre of the zone of a one-probe `multiprobe.ProbePlan` ``pp`` lies from
+    ``c`` (RAS mm, the target) along the unit path direction ``u`` (+ deeper): where the zone
+    really is, also when the probe was advanced less than its setting needs (its ``status``)."""
+    return float((np.asarray(pp.zones[0].centre, float) - c) @ u)
+
+
+def centre_words(off_mm: float, pp=None) -> str:
+    """"centred on the target" (within 0.05 mm) or "centred 4 mm short of / deeper than the target
+    along the path" for a zone whose centre lies ``off_mm`` (`zone_offset_mm`) along the path;
+    with why when the probe of ``pp`` could not be advanced as far as its setting needs (new-user
+    trial 101 F5: "centred on the target" said of a zone 4 mm short of it)."""
+    if abs(off_mm) < 0.05:
+        return "centred on the target"
+    kind = str(getattr(pp, "status_kind", ""))
+    held = (" (its probe cannot be advanced further: its track would run past the image's end)"
+            if kind == "advanced_short_image" else
+            " (its probe cannot be advanced further without breaking a hard constraint of the path)"
+            if kind.startswith("advanced_short") else "")
+    return (f"centred {round(abs(off_mm), 1):g} mm {'deeper than' if off_mm > 0 else 'short of'} the target along "
+            f"the path{held}")
+
+
+def claim_words(crit: dict, margin_mm: float, unimaged: dict | None) -> str:
+    """What a zone whose ``crit`` (`coverage.Coverage.criteria`) none fails does: "covers the
+    tumour with a 5 mm margin and keeps every hollow viscus out", made on the imaged part (or on
+    the label map's names) with each reason it is not verifiable when a required criterion is not
+    (``unimaged``: `coverage.Coverage.unimaged`, {} when the zone lies wholly in the image; new-user
+    trial 101 F5: the claim stood unconditional beside NOT VERIFIABLE)."""
+    from .coverage import REQUIRED
+
+    base = f"covers the tumour with a {margin_mm:g} mm margin and keeps every hollow viscus out"
+    why = [(crit.get(k) or {}).get("not_verifiable") for k in REQUIRED if (crit.get(k) or {}).get("met") is None]
+    why = [w for w in why if w]
+    if not why:
+        return base
+    where = "on the imaged part" if unimaged else "as far as the label map names them"
+    return f"{base} {where} (NOT VERIFIABLE: {'; '.join(why)})"
+
+
+def rejection_words(s, pp, c: np.ndarray, u: np.ndarray, them: str = "them") -> str:
+    """Why the zone of setting ``s`` placed as ``pp`` (a one-probe `multiprobe.ProbePlan`) is not
+    proposed although it keeps the hollow viscera (``them``: "it" for one) out on the analysis grid's
+    voxel centres (the path's line ``c`` + t ``u``, RAS mm, as `zone_offset_mm`): each
+    hard constraint it breaks and each required criterion it does not meet, with its figure
+    ("45W_5min with the zone centred on the target would keep them out but its minimal ablative
+    margin is 4.5 mm (needs 5 mm)"; new-user trial 101 F3: "a hard constraint" unnamed)."""
+    crit = pp.coverage.criteria
+    out = []
+    bad = sorted({v for p in pp.probes if not p.feasible for v in p.violations})
+    if pp.status_kind == "infeasible" or bad:
+        out.append(f"its probe cannot be placed (the track violates {', '.join(bad) or 'a hard constraint'})")
+    tc, mam = crit.get("tumour_covered") or {}, crit.get("minimal_ablative_margin") or {}
+    if tc.get("met") is False:
+        out.append(f"it leaves part of the tumour out (covered {pp.coverage.tumour_covered_pct:.1f} %, minimal "
+                   f"ablative margin {pp.coverage.mam_mm:.1f} mm)")
+    elif mam.get("met") is False:
+        out.append(f"its minimal ablative margin is {pp.coverage.mam_mm:.1f} mm (needs {mam['required']:g} mm)")
+    hv = crit.get("no_hollow_viscus") or {}
+    if hv.get("met") is False:
+        out.append("on evaluation it takes in "
+                   + ", ".join(f"{n} {v:.2f} mL" for n, v in (hv.get("structures") or {}).items()))
+    where = f"{s.id} with the zone {centre_words(zone_offset_mm(pp, c, u), pp)}"
+    why = " and ".join(out) or "it breaks a hard constraint"
+    return f"{where} would keep {them} out but {why}" if hv.get("met") is not False else f"{where}: {why}"
 
 
 def _none(placed, hv: dict, device, setting, margin: float, tried: dict, names, why: str):
