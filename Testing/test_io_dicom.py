@@ -844,3 +844,44 @@ def test_a_bolus_tracking_series_beside_the_ct_is_not_taken_for_the_volume(tmp_p
     listing = next(w for w in warns if "the folder holds 2 series" in w)
     assert "1.2.3.6.3 (30 acquisitions of 1 images each, e.g. --series 1.2.3.6.3#" in listing, listing
     assert listing.count("1.2.3.6.3#") == 1, listing
+
+
+def test_a_folder_with_two_patients_is_refused_not_guessed(tmp_path):
+    """New-user trial 102 F1: a PACS/CD folder holding another patient's thin slab beside the
+    patient's whole chest: the thin slab of the OTHER patient was read, said only as "the folder
+    holds 2 series". Now refused naming both patients; --series reads the one asked, with a
+    note that another patient's images are there. Same patient, two studies and a slab beside
+    the whole scan: read, with notes that name the other study and the wider series."""
+    import subprocess
+    import sys
+
+    pt = Patient()
+    whole, row, col = axial_positions(n=24, step=5.0)         # 120 mm
+    slab, _, _ = axial_positions(n=8, step=2.5, origin=(-68.75, -58.75, 20.0))   # 20 mm, thinner
+    write_series(tmp_path / "mix", pt, whole, row, col, series="1.2.3.9.1", patient_id="PAT-A",
+                 names=[f"a{k}.dcm" for k in range(24)])
+    write_series(tmp_path / "mix", pt, slab, row, col, series="1.2.3.9.2", patient_id="PAT-B",
+                 names=[f"b{k}.dcm" for k in range(8)])
+    with pytest.raises(InputError, match=r"2 patients.*PAT-A.*1\.2\.3\.9\.1.*PAT-B.*1\.2\.3\.9\.2|"
+                                         r"2 patients.*PAT-B.*1\.2\.3\.9\.2.*PAT-A.*1\.2\.3\.9\.1"):
+        io.read_image(tmp_path / "mix")
+    vol, warns = read_warns(tmp_path / "mix", series="1.2.3.9.1")
+    assert vol.meta["PatientID"] == "PAT-A" and vol.shape[0] == 24
+    assert any("another patient" in w and "PAT-B" in w for w in warns), warns
+    # the command line: one line, exit code 2
+    r = subprocess.run([sys.executable, "-m", "imagio.cli", "info", str(tmp_path / "mix")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1 and "2 patients" in r.stderr, r.stderr
+
+    # one patient, two studies (a prior beside the current), the thinner slab read
+    write_series(tmp_path / "one", pt, whole, row, col, series="1.2.3.9.3", patient_id="PAT-A", study_date="20260101",
+                 names=[f"a{k}.dcm" for k in range(24)])
+    write_series(tmp_path / "one", pt, slab, row, col, series="1.2.3.9.4", patient_id="PAT-A", study_date="20261201",
+                 names=[f"b{k}.dcm" for k in range(8)])
+    vol, warns = read_warns(tmp_path / "one")
+    assert vol.meta["SeriesInstanceUID"] == "1.2.3.9.4"   # thinnest sections, as before
+    # independent extents: 8 positions x 2.5 mm and 24 x 5 mm
+    assert any("covers 20 mm" in w and "1.2.3.9.3 covers 120 mm" in w and "--series 1.2.3.9.3" in w
+               for w in warns), warns
+    assert any("2 studies" in w and "20260101" in w and "20261201" in w for w in warns), warns

@@ -418,6 +418,7 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
         why = "; ".join(f"{n} file(s): {r}" for r, n in scan.ignored.items()) or "the folder is empty"
         raise InputError(f"{folder}: no DICOM image series found ({why})")
     listing = "; ".join(s.label() for s in sorted(scan.stacks, key=lambda s: -len(s.slices)))
+    patients = _by_patient(scan.stacks)
     if series:
         hits = [s for s in scan.stacks if s.key == series] or [s for s in scan.stacks if s.series == series]
         if not hits:
@@ -426,7 +427,19 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
         _refuse_projection(folder, best, scan)
         if len(hits) > 1:
             _refuse_phases(folder, hits)
-        return best, [_derived_note(best)] if best.derived else []
+        notes = [_derived_note(best)] if best.derived else []
+        others = [who for who in patients if who != _patient(best)]
+        if len(patients) > 1:
+            notes.append(f"the folder also holds images of another patient ({'; '.join(others)}): series "
+                         f"{best.key} of {_patient(best) or 'a patient its header does not name'} is read as asked")
+        return best, notes
+    if len(patients) > 1:
+        # a PACS export or CD folder with another patient's images (new-user trial 102 F1: a
+        # thin slab of another patient was read over the whole chest, said only as "2 series")
+        who = "; ".join(f"{p}: {_listing(ss)}" for p, ss in patients.items())
+        raise InputError(f"{folder}: holds images of {len(patients)} patients ({who}); IMAGIO does not guess "
+                         "which patient to read: pass --series UID of the series you mean, or give a folder with "
+                         "one patient's images")
 
     # the scanner's own reconstruction before a derived image (a MIP or reformat of it), then a
     # volume's extent (distinct positions: a bolus-tracking series of 200 images at one position
@@ -450,7 +463,59 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
                   f"{'the original' if not best.derived else 'the'} axial CT with the thinnest sections and the most "
                   f"slice positions "
                   f"{best.label()}; others: {_listing([s for s in scan.stacks if s is not best])}. "
-                  "Pass --series UID to read another"] + notes
+                  "Pass --series UID to read another"] + _coverage_notes(best, scan.stacks) + \
+        _study_notes(best, scan.stacks) + notes
+
+
+def _patient(s: Stack) -> str:
+    """Who a stack's images are of: 'PatientID X' (0010,0020), else 'PatientName Y' (0010,0010),
+    else '' (anonymised without either)."""
+    t = s.first.tags
+    if t.get("PatientID"):
+        return f"PatientID {t['PatientID']}"
+    return f"PatientName {t['PatientName']}" if t.get("PatientName") else ""
+
+
+def _by_patient(stacks: list[Stack]) -> dict[str, list[Stack]]:
+    """The stacks of each named patient ('PatientID X' or 'PatientName Y'); stacks naming no one
+    are left out (an anonymised series cannot be told apart by its header)."""
+    by: dict[str, list[Stack]] = {}
+    for s in stacks:
+        if _patient(s):
+            by.setdefault(_patient(s), []).append(s)
+    return by
+
+
+def _extent_mm(s: Stack) -> float:
+    """The length a stack covers along its slice normal (mm): its first to last slice position
+    plus one slice step."""
+    d = s.depths()
+    return float(d[-1] - d[0]) + (_step_mm(s) if d.size > 1 else (s.thickness_mm or 0.0))
+
+
+def _coverage_notes(best: Stack, stacks: list[Stack]) -> list[str]:
+    """A note when an original axial CT in the folder covers more than twice the length of the
+    one read (a thin-section slab or targeted reconstruction read over the whole scan)."""
+    wider = [s for s in stacks if s is not best and s.is_axial and not s.derived and not s.projection
+             and s.first.modality.upper() == "CT" and _extent_mm(s) > 2.0 * _extent_mm(best)]
+    if not wider:
+        return []
+    w = max(wider, key=_extent_mm)
+    return [f"the series read covers {_extent_mm(best):.0f} mm along its slice normal; series {w.key} covers "
+            f"{_extent_mm(w):.0f} mm (the whole scan beside a thinner slab?): pass --series {w.key} to read it"]
+
+
+def _study_notes(best: Stack, stacks: list[Stack]) -> list[str]:
+    """A note when the folder's series come from more than one study (StudyInstanceUID): a prior
+    examination beside the current one."""
+    studies = {s.first.tags.get("StudyInstanceUID", "") for s in stacks} - {""}
+    if len(studies) < 2:
+        return []
+    t = best.first.tags
+    dates = sorted({s.first.tags.get("StudyDate", "") or "no date" for s in stacks})
+    return [f"the folder's series come from {len(studies)} studies (StudyDate {', '.join(dates)}): the series read "
+            f"is of study {t.get('StudyInstanceUID', '?')} (StudyDate {t.get('StudyDate') or 'not given'}); check it "
+            "is the examination you mean"]
 
 
 def _step_mm(s: Stack) -> float:
