@@ -1266,3 +1266,35 @@ def test_a_dot_of_ground_glass_density_is_scored_by_the_sub_solid_exit_rule():
     ex_sub_rule, _ = calibre_exit_scores(a, *args, subsolid=True, sigma0_mm=sig0)
     assert ex[1] == pytest.approx(ex_solid_rule[1]) and ex_sub_rule[1] < 0.5 * ex[1]
 
+
+
+def test_how_the_ct_was_read_travels_with_the_detection_files(tmp_path):
+    """New-user trial 102 F2: a correction the reader made (a missing slice interpolated, a gantry
+    tilt resampled) was printed on stderr only: not in candidates.json, nodules.csv or the
+    screening report, so a reader of the files could not know the nodule was measured across an
+    interpolated slice. Here the reader's correction is a NIfTI whose qform and sform disagree
+    (read with the sform, warned): every file of the run now carries the reader's warning."""
+    import csv as _csv
+
+    nib = pytest.importorskip("nibabel")
+    from imagio import io
+
+    ph = phantom_once(spacing=3.0, seed=0)
+    p = io.write_image(ph.ct, tmp_path / "ph.nii.gz")
+    img = nib.load(str(p))
+    q = img.affine.copy()
+    q[:3, 3] += [0.0, 6.0, 0.0]   # a qform 6 mm away from the sform
+    img.set_qform(q, code=1)
+    nib.save(img, tmp_path / "qs.nii.gz")
+    read = io.read_image(tmp_path / "qs.nii.gz").warnings   # the reader's own words, independently
+    assert any("qform and sform disagree" in w for w in read), read
+    out = tmp_path / "det"
+    assert cli.main(["detect", str(tmp_path / "qs.nii.gz"), "--out", str(out), "--report", "--quiet"]) == 0
+    doc = json.loads((out / "candidates.json").read_text())
+    assert doc["input_warnings"] == read
+    rows = list(_csv.DictReader(open(out / "nodules.csv")))
+    assert rows and all(r["input_warnings"] == " | ".join(read) for r in rows)
+    html = (out / "screening.html").read_text()
+    import html as _html
+
+    assert all(_html.escape(w) in html for w in read)

@@ -26,8 +26,10 @@ from .pipeline import CSV_FIELDS   # LUNA16's columns (candidates.csv)
 # Column order: LUNA16's five first, then the nodule's own columns, then the row's place in the report
 # (``table``) and last the scan's facts repeated on every row (SCAN_FIELDS; issue 17 trial L4: the scan's
 # emphysema sat between Lung-RADS and Brock). emphysema: the scan's emphysema as Brock read it (given, or
-# LAA-950 measured): yes / no / unknown, the same on every row (trial 52: only candidates.json had it)
-SCAN_FIELDS = ("emphysema",)
+# LAA-950 measured): yes / no / unknown, the same on every row (trial 52: only candidates.json had it);
+# input_warnings: how the CT was read (a missing slice interpolated, a gantry tilt corrected: the
+# reader's warnings, " | " between them), the same on every row (new-user trial 102 F2: only stderr had them)
+SCAN_FIELDS = ("emphysema", "input_warnings")
 NODULE_FIELDS = CSV_FIELDS + (
     "id", "type", "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "axial_long_axis_mm", "volume_ml",
     "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural", "juxta_vascular",
@@ -69,12 +71,13 @@ def lung_rads_note(lr: dict) -> str:
     return "; ".join(out)
 
 
-def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
+def nodule_rows(sid: str, nodules: list[dict], input_warnings=()) -> list[list]:
     """Rows of the nodule table (``NODULE_FIELDS``), one per characterised nodule: as the
     screening report lists them, the nodules at or above the report's probability threshold
     first (``table`` "main"), then the low-probability candidates (``table`` "low_probability"),
     each in the given (risk) order. New-user trial 46 M2b: a 0.0096-probability hilum candidate
-    rated 4B came first in the CSV while the report kept it out of its nodule table."""
+    rated 4B came first in the CSV while the report kept it out of its nodule table.
+    ``input_warnings``: the reader's warnings of the scan (`io.input_warnings`), on every row."""
     from ..stratification.screening import shown_category
     from .commands import ras_to_lps
     from .report import split_by_score
@@ -96,17 +99,17 @@ def nodule_rows(sid: str, nodules: list[dict]) -> list[list]:
                      shown_category(s.get("lung_rads", {})), lung_rads_note(s.get("lung_rads", {})),
                      *_rng(s, "brock"), *_rng(s, "mayo"),
                      refused, " | ".join(d.get("warnings", [])), "main" if id(d) in in_main else "low_probability",
-                     _emphysema(s)])
+                     _emphysema(s), " | ".join(input_warnings)])
     return rows
 
 
-def write_nodule_csv(path: Path, sid: str, nodules: list[dict]) -> Path:
+def write_nodule_csv(path: Path, sid: str, nodules: list[dict], input_warnings=()) -> Path:
     from ..outputs import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(NODULE_FIELDS)
-        w.writerows(nodule_rows(sid, nodules))
+        w.writerows(nodule_rows(sid, nodules, input_warnings))
     return path
 
 
@@ -165,7 +168,7 @@ def write_slicer(out: Path, ct: Volume, nodules: list[dict], masks: list[np.ndar
                             f"N{d['id']} {d['type']} LR{cat}")
     pts.CreateDefaultDisplayNodes()
     table = scene.AddNewNodeByClass("vtkMRMLTableNode", "nodules table")
-    rows = nodule_rows("", nodules)
+    rows = nodule_rows("", nodules, ct.warnings)
     _fill_table(table, list(NODULE_FIELDS[5:]), [[str(v) for v in r[5:]] for r in rows])
     files = {}
     lab = nodule_labels(ct, masks, nodules)

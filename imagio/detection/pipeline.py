@@ -511,7 +511,10 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
             w.writerow([sid, *(f"{v:.3f}" for v in q), f"{c.probability:.6f}"])
     from .outputs import SCREENING_REPORT, write_nodule_csv, write_slicer
 
-    write_nodule_csv(out / "nodules.csv", sid, nodules)
+    from ..io import input_warnings
+
+    read = input_warnings(ct, lungs if isinstance(lungs, Volume) else None)   # how the inputs were read
+    write_nodule_csv(out / "nodules.csv", sid, nodules, read)
     files = {"candidates_json": str(out / "candidates.json"), "candidates_csv": str(out / "candidates.csv"),
              "nodules_csv": str(out / "nodules.csv")}
     if opts.slicer and nodules:
@@ -524,7 +527,7 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
            "candidates": [{**c.to_dict(), "reported_center_ras": [round(float(v), 2) for v in r]}
                           for c, r in zip(cands, reported)], "nodules": nodules,
            "scan": {k: v for k, v in scan.items() if k != "warnings"}, "patient": opts.patient,
-           "files": files, "warnings": warnings, "scan_lung_rads": scan_lung_rads(nodules)}
+           "files": files, "input_warnings": read, "warnings": warnings, "scan_lung_rads": scan_lung_rads(nodules)}
     from ..jsonable import to_jsonable
 
     if opts.report and lungs_m is not None:

@@ -564,7 +564,8 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
                      + html.escape(segment_command(ct_path, folder)) + "</pre>")
         for d in actionable:
             parts.append(f"<p>nodule {d['id']}:</p><pre>" + html.escape("\n".join(plan_commands(ct_path, d, ct, folder))) + "</pre>")
-    warn = doc.get("warnings", []) + [f"nodule {d['id']}: {w}" for d in nodules for w in d.get("warnings", [])]
+    warn = ([f"input: {w}" for w in doc.get("input_warnings", [])] + doc.get("warnings", [])
+            + [f"nodule {d['id']}: {w}" for d in nodules for w in d.get("warnings", [])])
     parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warn) + "</ul>")
     for p, cap in _existing(pics):
         parts.append(f'<figure><img src="{html.escape(p.name)}" width="560"><figcaption>{html.escape(cap)}'
