@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import ImagioError, InputError
 from ..outputs import check_outputs
 from ..progress import printer
 
@@ -75,8 +75,14 @@ def cmd_lesion(args) -> int:
         organ = _organ_mask(io.labels_on_grid(lab, ct, args.organ), names, args.organ)
     add = [parse_point(t, args.lps, "--add") for t in args.add or []]
     remove = [parse_point(t, args.lps, "--remove") for t in args.remove or []]
-    mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind, include=add, exclude=remove,
-                                progress=printer(args.quiet))
+    try:
+        mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind, include=add, exclude=remove,
+                                    progress=printer(args.quiet))
+    except (InputError, ImagioError) as e:
+        hint = _mirrored_frame_hint(ct, point, organ, args.kind, args.lps)
+        if hint:
+            raise type(e)(f"{e}; {hint}") from None
+        raise
     forced = forced_kind_note(ct, point, args.kind, mask, organ=organ)
     if forced:
         meas.warnings.append(forced)
@@ -91,6 +97,32 @@ def cmd_lesion(args) -> int:
                       "input_warnings": io.input_warnings(ct, lab)}, indent=1))
     io.say_warnings(meas.warnings)   # on the terminal too, as segment and detect say theirs (trial 29)
     return 0
+
+
+def _mirrored_frame_hint(ct, point, organ, kind, lps: bool) -> str:
+    """When a click finds no lesion, the words for a point typed in the other frame: the same three
+    numbers read as L,P,S (or as R,A,S when ``--lps`` was given; the two differ by the signs of
+    the first two) that lie inside the image and give a lesion there (new-user trial 102 F4:
+    LUNA16's and a PACS viewer's LPS centre typed without --lps landed on the mirrored point in
+    fat and said only "not inside a distinct lesion"). '' otherwise."""
+    import numpy as np
+
+    from .lesion import segment_lesion
+
+    other = np.asarray(point, float) * np.array([-1.0, -1.0, 1.0])
+    kji = ct.world_to_kji(other[None])[0]
+    if np.any(kji < -0.5) or np.any(kji > np.asarray(ct.shape) - 0.5):
+        return ""
+    try:
+        mask, meas = segment_lesion(ct, other, organ=organ, kind=kind)
+    except (InputError, ImagioError):
+        return ""
+    if not mask.any():
+        return ""
+    typed = ", ".join(f"{v:g}" for v in (other if lps else np.asarray(point, float)))   # as the user typed them
+    return (f"the same numbers ({typed}) read as {'R,A,S (without --lps)' if lps else 'L,P,S (with --lps, as LUNA16 CSVs and PACS viewers give them)'} "
+            f"lie in a lesion of {float(mask.sum()) * ct.voxel_volume_ml:.2f} mL: did you mean "
+            f"{'to leave out --lps' if lps else '--lps'}?")
 
 
 def cmd_vessels(args) -> int:
