@@ -518,3 +518,29 @@ def test_a_cut_within_one_pixel_of_the_mean_diameter_is_said(size, pixel, cat, o
     assert (c["other_category"], c["side"], c["distance_mm"], c["cut_mm"]) == (other, side, dist, cut), c
     assert f"within {round(pixel, 1):g} mm here" in c["note"]
     assert size_cut_words(lr).startswith(f"{dist:g} mm {side} the {cut:g} mm mean diameter cut: may be {other}")
+
+
+def test_a_floor_at_4b_beside_a_4b_mass_is_not_a_condition():
+    """New-user trial 102 F5: Lung_Dx-A0001's headline read "4B; >=4B if #16 (score 0.00) or #19
+    (0.00) is a nodule" beside the 50.8 mm mass #1 (4B): size reaches at most 4B (Lung-RADS
+    v2022; 4X is the reader's for additional features), so a low-probability floor at 4B cannot
+    raise the scan and read as if the mass did not set it. A floor at the scan's level below 4B
+    (">=4A" beside a 4A nodule) may reach 4B and stays a condition."""
+    from imagio.detection.pipeline import scan_lung_rads
+
+    from imagio.stratification.screening import stratify
+
+    mass = nod(1, 50.8, 1.0, unsure=CLIP)
+    floors = []
+    for i, size, p in ((16, 11.3, 0.0002), (19, 10.2, 0.0)):   # the trial's: solid, clipped, >=4B if part-solid
+        f = _typed(i, size, p, "solid", size, "part_solid")
+        f["size_uncertain"] = CLIP
+        f["stratification"] = stratify(f)
+        floors.append(f)
+    assert mass["stratification"]["lung_rads"]["category"] == "4B"
+    assert floors[0]["stratification"]["lung_rads"]["category_at_least"] == "4A"
+    assert scan_lung_rads([mass] + floors)["highest_lung_rads"] == "4B"
+    four_a = nod(2, 10.0, 0.9)
+    assert four_a["stratification"]["lung_rads"]["category"] == "4A"
+    got = scan_lung_rads([four_a, nod(11, 9.0, 0.097, unsure=CLIP)])["highest_lung_rads"]
+    assert got == "4A; >=4A if #11 (score 0.10) is a nodule", got

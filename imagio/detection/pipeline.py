@@ -223,6 +223,7 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
     solid, #9 if solid, #16 if solid; scores <= 0.14) is a nodule". A reported nodule's other type too
     (trial 65: only its table cell said "4A (typed part-solid: 4B if solid)")."""
     from ..stratification.lungrads import CATEGORY_ORDER as order
+    from ..stratification.lungrads import SIZE_TOP_CATEGORY
     from ..stratification.screening import type_categories
 
     head = highest_lung_rads(nodules, low).removeprefix(">=")
@@ -232,7 +233,12 @@ def if_a_nodule(nodules: list[dict], low: list[dict] | None = None) -> list[dict
         lr = d.get("stratification", {}).get("lung_rads", {})
         at_least = lr.get("category") not in order
         for cat, cond in type_categories(lr):
-            above = order.index(cat) > level or (at_least and order.index(cat) >= level) if cat in order else False
+            # a floor at the scan's own level may reach above it, unless that level is already the
+            # highest size gives (new-user trial 102 F5: ">=4B if #16 (score 0.00) ... is a nodule"
+            # beside a 4B mass, as if the mass did not set the scan's category)
+            above = (order.index(cat) > level or (at_least and order.index(cat) >= level
+                                                   and order.index(cat) < order.index(SIZE_TOP_CATEGORY))
+                     if cat in order else False)
             if above and not (reported and not (cond or "").startswith("if ")):
                 groups.setdefault((cat, at_least), []).append((d, cond))
     # a floor at the scan's own level adds a candidate not named above it only (#12: ">=4A if solid"

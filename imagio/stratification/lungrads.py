@@ -10,6 +10,10 @@ from ..errors import InputError
 
 # categories from least to most suspicious (ACR Lung-RADS v2022; 0, incomplete, and S are not ranked)
 CATEGORY_ORDER = ("1", "2", "3", "4A", "4B", "4X")
+# the highest category size and type alone give (Lung-RADS v2022, ACR 2022): 4X is the reader's, for
+# category 3/4 nodules with additional features that raise suspicion; a size that is a lower
+# bound cannot take a nodule above it
+SIZE_TOP_CATEGORY = "4B"
 
 
 @lru_cache(maxsize=1)
