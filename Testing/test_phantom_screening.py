@@ -78,3 +78,29 @@ def test_lung_rads_3_or_more_group(scan):
               if not actionable(t["kind"], t["diameter_mm"])]
     ev = evaluate_screening([scan], [cands], bootstrap=0)
     assert ev["cpm_lung_rads_3_or_more"] == pytest.approx(1.0) and ev["cpm"] == pytest.approx(1.0)
+
+
+def test_small_airway_walls_by_partial_volume_same_nodules(scan):
+    """Issue 17 (detect47): the screening scans paint each airway wall voxel with the share of it
+    the anatomical wall fills (25 % of the lumen radius; the painter's 1 mm floor made a terminal
+    bronchiole a ~4.5 mm soft-tissue tube whose end the detector took for a nodule). The nodules
+    and the labels are those of the floor-wall scan of the same seed; only the CT differs, and
+    there only in airway walls after the blur: the small airways' walls read lower, the central
+    bronchi's as before. Independent check: the generator's own labels and airway tree."""
+    from imagio.phantom.trees import _seg_dist
+
+    floor = screening_scan(spacing=3.0, seed=3, n_nodules=10, n_mimics=3, small_airway_walls="floor")
+    assert floor.truth == scan.truth
+    np.testing.assert_array_equal(floor.phantom.labels.array, scan.phantom.labels.array)
+    ph = scan.phantom
+    lab, tree = ph.labels, ph.airway_tree
+    kji = np.argwhere(lab.mask("airway_wall"))
+    a = np.array([b.start_ras for b in tree])
+    e = np.array([b.end_ras for b in tree])
+    outer = np.array([max(b.radius_start_mm, b.radius_end_mm, 0.87 * ph.spacing) + b.wall_mm for b in tree])
+    own = np.argmin(_seg_dist(lab.kji_to_world(kji), a, e) - outer[None], axis=1)
+    gen = np.array([tree[i].generation for i in own])
+    small = np.array([max(tree[i].radius_start_mm, tree[i].radius_end_mm) < 2.0 for i in own])
+    pv, fl = (s.phantom.ct.array[tuple(kji.T)].astype(float) for s in (scan, floor))
+    assert np.median(fl[small] - pv[small]) > 150, np.median(fl[small] - pv[small])
+    assert abs(np.median(fl[gen <= 2] - pv[gen <= 2])) < 30, np.median(fl[gen <= 2] - pv[gen <= 2])

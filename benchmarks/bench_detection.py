@@ -1,6 +1,7 @@
 """Lung nodule detection (issue 17): the weights-free detector on 20 phantom screening scans
 (:mod:`imagio.phantom.screening`, 12 nodules of every type, 3-30 mm, juxta-pleural,
-juxta-vascular and in fissures, 6 vessel-bifurcation mimics each; 1.5 mm): LUNA16 CPM with its
+juxta-vascular and in fissures, 6 vessel-bifurcation mimics each; small airways' walls by partial
+volume; 1.5 mm): LUNA16 CPM with its
 bootstrap 95 % interval, sensitivity at 1 and 8 false positives per scan per type, size bin and
 position; time per scan; the real nodules of ../shared/data (LIDC slabs, pyradiomics lung1/2,
 Lung-PET-CT-Dx: first-hit rank, false positives, CPM with its bootstrap interval); the time for a

@@ -15,7 +15,7 @@ import numpy as np
 
 from .assemble import (  # noqa: F401  (re-exported)
     CORTEX_MM, LUNG_LOBES, RIBS, AirwayBranch, Lesion, Phantom, _airway_tree, _ball_only, _ct_from_labels,
-    _inside, _label_names, _place, _vessel_tree, finish,
+    _inside, _label_names, _place, _vessel_tree, finish, SMALL_AIRWAY_WALLS,
 )
 from . import trees
 from .raster import Grid, capsules
@@ -30,7 +30,8 @@ ANATOMIES = ("cylinder", "realistic")
 
 def generate(spacing: float = 1.5, seed: int = 0, n_liver_tumors: int = 2, n_lung_nodules: int = 3,
              airway_generations: int = 8, *, anatomy: str = "realistic", sex: str = "male", size: float = 1.0,
-             arms: str = "down", phase: str = "portal_venous", airway_variant: str = "normal") -> Phantom:
+             arms: str = "down", phase: str = "portal_venous", airway_variant: str = "normal",
+             small_airway_walls: str = "floor") -> Phantom:
     """Generate the digital patient at ``spacing`` mm (isotropic). Deterministic for ``seed``.
 
     ``anatomy``: "realistic" (default; ``phantom.realistic``: shaped torso, rib course, lobes,
@@ -38,15 +39,22 @@ def generate(spacing: float = 1.5, seed: int = 0, n_liver_tumors: int = 2, n_lun
     round body, circular ribs, box lungs; kept for unit tests of geometry). Only the realistic anatomy uses ``sex`` ("male" |
     "female"), ``size`` (0.8-1.25, lengths relative to a 175 cm reference man), ``arms`` ("down" |
     "up"), ``phase`` (contrast: "native" | "arterial" | "portal_venous") and ``airway_variant``
-    (``phantom.bronchi.AIRWAY_VARIANTS``). Raises ValueError for values out of range."""
+    (``phantom.bronchi.AIRWAY_VARIANTS``). ``small_airway_walls``: "floor" (default: every airway
+    wall voxel at the wall's HU, a wall at least 1 mm thick, several times a small airway's own) or
+    "partial_volume" (each wall voxel holds the share of it the anatomical wall, 25 % of the lumen
+    radius, fills: `assemble.airway_wall_share`; the labels are the same). Raises ValueError for
+    values out of range."""
     if not 0.5 <= spacing <= 4.0:
         raise ValueError("phantom spacing must be within 0.5-4 mm")
     if anatomy not in ANATOMIES:
         raise ValueError(f"unknown phantom anatomy {anatomy!r}; one of {ANATOMIES}")
+    if small_airway_walls not in SMALL_AIRWAY_WALLS:
+        raise ValueError(f"unknown small_airway_walls {small_airway_walls!r}; one of {SMALL_AIRWAY_WALLS}")
     if anatomy == "realistic":
         from .realistic import generate_realistic
         return generate_realistic(spacing, seed, n_liver_tumors, n_lung_nodules, airway_generations,
-                                  sex=sex, size=size, arms=arms, phase=phase, airway_variant=airway_variant)
+                                  sex=sex, size=size, arms=arms, phase=phase, airway_variant=airway_variant,
+                                  small_airway_walls=small_airway_walls)
     rng = np.random.default_rng(seed)
     g = Grid((-185.0, -130.0, 0.0), (185.0, 125.0, 335.0), spacing)
     names = _label_names(n_liver_tumors, n_lung_nodules)
@@ -76,7 +84,8 @@ def generate(spacing: float = 1.5, seed: int = 0, n_liver_tumors: int = 2, n_lun
     params = dict(n_liver_tumors=n_liver_tumors, n_lung_nodules=n_lung_nodules,
                   airway_generations=airway_generations)
     geometry["fissures"] = {"oblique_z_of_y": "z = 210 - 0.8 y (mm)", "horizontal_z": 215.0}
-    return finish(p, names, rng, tree, n_liver_tumors, n_lung_nodules, spacing, seed, params, geometry)
+    return finish(p, names, rng, tree, n_liver_tumors, n_lung_nodules, spacing, seed, params, geometry,
+                  small_airway_walls=small_airway_walls)
 
 
 def save(ph: Phantom, out_dir) -> list[Path]:

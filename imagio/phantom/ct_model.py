@@ -10,7 +10,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
-from .assemble import paint_nodule_subtypes
+from .assemble import paint_nodule_subtypes, wall_partial_volume
 from .hu import BLUR_SIGMA_MM, HU, NOISE_SD, NPS_PEAK_PER_MM, PHASE_HU, PHASES
 
 FISSURE_MM = 0.3  # thickness of an interlobar fissure (two visceral pleural layers)
@@ -94,6 +94,7 @@ def realistic_ct(p, lesions, rng, phase: str, sub: dict, table=None) -> np.ndarr
     for i, n in enumerate(names):
         lut[i + 1] = tissue_hu(n, phase)
     ct = lut[L]
+    wall_partial_volume(ct, p, lut)
     ph = PHASE_HU[phase]
     for key, m in sub.items():
         if key.startswith("heart_"):

@@ -50,11 +50,13 @@ def table_mask(g: Grid, F: Frame) -> np.ndarray:
 
 def generate_realistic(spacing: float, seed: int, n_liver_tumors: int, n_lung_nodules: int,
                        airway_generations: int, sex: str = "male", size: float = 1.0, arms: str = "down",
-                       phase: str = "portal_venous", airway_variant: str = "normal") -> Phantom:
+                       phase: str = "portal_venous", airway_variant: str = "normal",
+                       small_airway_walls: str = "floor") -> Phantom:
     """The realistic patient on an axis-aligned isotropic RAS grid of ``spacing`` mm (L4 to the
     base of the neck, arms included). ``sex`` "male" | "female", ``size`` 0.8-1.25 (lengths
     relative to the 175 cm reference man), ``arms`` "down" | "up", ``phase`` one of
-    ``hu.PHASES``, ``airway_variant`` one of ``bronchi.AIRWAY_VARIANTS``. The returned
+    ``hu.PHASES``, ``airway_variant`` one of ``bronchi.AIRWAY_VARIANTS``, ``small_airway_walls``
+    one of ``assemble.SMALL_AIRWAY_WALLS`` (see `assemble.finish`). The returned
     `Phantom`'s ``geometry`` holds the frame, vertebrae, ribs (centrelines, cartilages), heart
     (base, apex, chambers) and liver (Couinaud planes: ``organs.couinaud_segment``).
     Deterministic for ``seed``. Raises ValueError for an out-of-range option."""
@@ -117,6 +119,9 @@ def generate_realistic(spacing: float, seed: int, n_liver_tumors: int, n_lung_no
     params = dict(n_liver_tumors=n_liver_tumors, n_lung_nodules=n_lung_nodules,
                   airway_generations=airway_generations, anatomy="realistic", sex=sex, size=size, arms=arms,
                   phase=phase, airway_variant=airway_variant)
+    if small_airway_walls != "floor":
+        params["small_airway_walls"] = small_airway_walls
     table = table_mask(g, F)
     return finish(p, names, rng, tree, n_liver_tumors, n_lung_nodules, spacing, seed, params, geometry,
-                  ct_fn=lambda p, lesions, rng: realistic_ct(p, lesions, rng, phase, sh.sub, table))
+                  ct_fn=lambda p, lesions, rng: realistic_ct(p, lesions, rng, phase, sh.sub, table),
+                  small_airway_walls=small_airway_walls)

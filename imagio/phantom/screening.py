@@ -23,6 +23,13 @@ Vessel mimics: ``n_mimics`` Y-shaped bifurcations (three 2-4 mm branches meeting
 120 degrees apart, in the lung clear of nodules) are painted as lung vessels: their centres
 are known non-nodules (``mimics_ras``).
 
+Small airways: each airway wall voxel holds the share of it the anatomical wall (25 % of the
+lumen radius) fills (``generate(small_airway_walls="partial_volume")``), as a CT voxel holds the
+mean attenuation of what lies in it: the painter's 1 mm wall floor alone paints a terminal
+bronchiole as a ~4.5 mm soft-tissue tube of about -300 HU, several times its own wall, whose
+end the detector read as a nodule (issue 17). The labels, and so the nodules' sites, are the
+same either way.
+
 Everything in RAS mm. The ``truth`` list gives, per nodule: name, kind, centre, diameter (mm),
 position class, size bin.
 """
@@ -103,12 +110,17 @@ def _paint_mimic(ph: Phantom, c, rng, lung_vals, vessel_val) -> None:
     ct.array[sl] = np.rint(old * keep + frac * HU["lung_vessels"] + noise).astype(ct.array.dtype)
 
 
-def screening_scan(spacing: float = 1.5, seed: int = 0, n_nodules: int = 12, n_mimics: int = 6
-                   ) -> ScreeningScan:
+def screening_scan(spacing: float = 1.5, seed: int = 0, n_nodules: int = 12, n_mimics: int = 6,
+                   small_airway_walls: str = "partial_volume") -> ScreeningScan:
     """A chest CT with ``n_nodules`` known nodules and ``n_mimics`` vessel bifurcations (see the
-    module docstring), cropped to the lungs plus 15 mm. Deterministic for ``seed``."""
+    module docstring), cropped to the lungs plus 15 mm. Deterministic for ``seed``.
+    ``small_airway_walls`` (`phantom.generate`): "partial_volume" by default, each airway wall
+    voxel holding the share of it the anatomical wall fills, so a small airway carries its own
+    soft tissue, not the several times more a 1 mm painted wall would (the detector reads CT
+    numbers); "floor" gives the scans measured before (issue 17)."""
     rng = np.random.default_rng(1000 + seed)
-    ph = generate(spacing=spacing, seed=seed, n_liver_tumors=0, n_lung_nodules=0)
+    ph = generate(spacing=spacing, seed=seed, n_liver_tumors=0, n_lung_nodules=0,
+                  small_airway_walls=small_airway_walls)
     lab = ph.labels
     inv = {v: k for k, v in lab.labels.items()}
     lobe_vals = [inv[n] for n in LUNG_LOBES if n in inv]
