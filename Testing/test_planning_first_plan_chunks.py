@@ -92,3 +92,22 @@ def test_scoring_chunks_by_samples_equal_one_chunk_and_hold_less(planned):
     # per-path targets, split in chunks the same way
     tg = np.repeat(np.asarray(prob.target.point_ras, float)[None], len(c), axis=0)
     _same_tables(scoring.score_paths(prob, m, c.entry_ras, c.normal_ras, tg, chunk_samples=1000, device=None), one)
+
+
+def test_scoring_threads_hand_their_freed_chunks_back_with_the_same_table(planned, monkeypatch):
+    """The scoring threads free their chunks' temporaries into their own heaps (glibc arenas),
+    whose pages stayed resident under the rest of the plan (speed26: the 1 mm phantom's first
+    plan peaked in its per-proposal checks on top of them, 507-513 MiB over the inputs, 461-477
+    after): scored in threads, the heap's free pages are handed back once
+    (`memory.release_free_memory`, the real call), and the table is the one chunk's."""
+    from imagio import memory
+
+    prob, p = planned
+    m, c = p.maps, p.candidates
+    one = scoring.score_paths(prob, m, c.entry_ras, c.normal_ras, chunk=10 ** 9, chunk_samples=10 ** 12, device=None)
+    calls = []
+    real = memory.release_free_memory
+    monkeypatch.setattr(memory, "release_free_memory", lambda *a, **k: calls.append(real(*a, **k)) or calls[-1])
+    _same_tables(scoring.score_paths(prob, m, c.entry_ras, c.normal_ras, chunk_samples=4096, threads=2,
+                                     device=None), one)
+    assert len(calls) == 1, calls

@@ -32,8 +32,8 @@ The multi-probe set cover's baseline in the same run: the solver before (milp as
 again for one zone fewer) on the same cover matrix.
 The torch scorer on the CPU is in bench_planning (torch cpu vs numpy rows).
 6. Against a baseline in the same run: ``IMAGIO_BENCH_BASELINE=/path/to/checkout`` (e.g. a
-   worktree of main), by default the ``imagio`` of `SAME_RUN_BASELINE_COMMIT` (29ba8d2, the code
-   before speed25, the same proposals) written by ``git archive`` into a temporary folder
+   worktree of main), by default the ``imagio`` of `SAME_RUN_BASELINE_COMMIT` (255ba7d, the code
+   before speed26, the same proposals) written by ``git archive`` into a temporary folder
    (``=none``: no comparison; speed22: the first-plan figure as a same-run ratio in ``make
    bench``); the first proposals are
    planned in two fresh child processes on the same
@@ -545,10 +545,10 @@ def _registration_rows(f: Path, base: str, here: str, reps: int, label: str, who
     return rows
 
 
-# The same-run baseline of item 6 when ``IMAGIO_BENCH_BASELINE`` is not set: the code before speed25
-# (main 29ba8d2, 2026-12-06, speed24 merged), whose proposals and warnings are this tree's (the comparison
+# The same-run baseline of item 6 when ``IMAGIO_BENCH_BASELINE`` is not set: the code before speed26
+# (main 255ba7d, 2026-12-07, speed25 merged), whose proposals and warnings are this tree's (the comparison
 # says whether they still are); a later speed-up moves it to its own branch point.
-SAME_RUN_BASELINE_COMMIT = "29ba8d2"
+SAME_RUN_BASELINE_COMMIT = "255ba7d"
 
 
 def _baseline_root(here: str, tmp: str) -> tuple:
