@@ -124,17 +124,23 @@ def _scene_data_files(mrml):
     return {e.get("fileName") for e in ET.parse(mrml).getroot().iter() if e.get("fileName")}
 
 
+def _torso_plan(tmp_path, out) -> list:
+    """``imagio plan`` arguments (a list) on the synthetic torso written in ``tmp_path``, target
+    liver_tumor, --out ``out``, quiet."""
+    ct, lab = synthetic_torso(3.0)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    return ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
+            "liver_tumor", "--out", str(out), "--quiet"]
+
+
 def test_plan_force_rerun_leaves_no_stale_scene_files(tmp_path, capsys):
     """The proposals' markups are named after their scores: each --force re-run with other
     proposals left the earlier run's files in scene/ beside the new ones (Slicer users saw them
     in the folder, and a --force run then refused nothing of them). The earlier scene's files that
     the new scene does not use are removed when they are IMAGIO's recorded, unchanged outputs."""
-    ct, lab = synthetic_torso(3.0)
-    io.write_image(ct, tmp_path / "ct.nii.gz")
-    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
     out = tmp_path / "out"
-    args = ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
-            "liver_tumor", "--out", str(out), "--quiet", "--no-png"]
+    args = _torso_plan(tmp_path, out) + ["--no-png"]
     assert main(args + ["--proposals", "6"]) == 0
     scene = out / "scene"
     assert len([p for p in scene.iterdir() if p.name.startswith("Proposal_")]) == 6
@@ -255,12 +261,8 @@ def test_plan_names_a_users_picture_beside_its_own_plan_json(tmp_path, capsys):
     plan.json and a user's plan.png in --out, it said "plan.json exists; ... pass --force", and
     --force then refused plan.png. Its fixed outputs (and bronch's) now go through the one output
     guard, `outputs.check_outputs`: the user's picture is named at once, --force not offered."""
-    ct, lab = synthetic_torso(3.0)
-    io.write_image(ct, tmp_path / "ct.nii.gz")
-    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
     out = tmp_path / "out"
-    args = ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
-            "liver_tumor", "--out", str(out), "--quiet", "--no-scene"]
+    args = _torso_plan(tmp_path, out) + ["--no-scene"]
     assert main(args + ["--no-png"]) == 0 and earlier_output(out / "plan.json")
     capsys.readouterr()
     (out / "plan.png").write_bytes(b"the user's picture")
