@@ -124,17 +124,23 @@ def _scene_data_files(mrml):
     return {e.get("fileName") for e in ET.parse(mrml).getroot().iter() if e.get("fileName")}
 
 
+def _torso_plan(tmp_path, out) -> list:
+    """``imagio plan`` arguments (a list) on the synthetic torso written in ``tmp_path``, target
+    liver_tumor, --out ``out``, quiet."""
+    ct, lab = synthetic_torso(3.0)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
+    return ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
+            "liver_tumor", "--out", str(out), "--quiet"]
+
+
 def test_plan_force_rerun_leaves_no_stale_scene_files(tmp_path, capsys):
     """The proposals' markups are named after their scores: each --force re-run with other
     proposals left the earlier run's files in scene/ beside the new ones (Slicer users saw them
     in the folder, and a --force run then refused nothing of them). The earlier scene's files that
     the new scene does not use are removed when they are IMAGIO's recorded, unchanged outputs."""
-    ct, lab = synthetic_torso(3.0)
-    io.write_image(ct, tmp_path / "ct.nii.gz")
-    io.write_labels(lab, tmp_path / "labels.seg.nrrd")
     out = tmp_path / "out"
-    args = ["plan", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "labels.seg.nrrd"), "--target",
-            "liver_tumor", "--out", str(out), "--quiet", "--no-png"]
+    args = _torso_plan(tmp_path, out) + ["--no-png"]
     assert main(args + ["--proposals", "6"]) == 0
     scene = out / "scene"
     assert len([p for p in scene.iterdir() if p.name.startswith("Proposal_")]) == 6
@@ -222,3 +228,48 @@ def test_sarcoma_plan_and_bronch_refuse_a_users_file_before_writing_anything(tmp
     assert "pass --force" not in err[0], err
     assert main(args + ["--force"]) == 2 and "not an earlier output of IMAGIO" in capsys.readouterr().err
     assert (out / "bronch.json").read_text() == "{}"
+
+
+def test_a_users_file_among_several_outputs_is_named_before_force_is_offered(tmp_path):
+    """The one output guard (`outputs.check_outputs`) judged its outputs one by one: an earlier
+    output of IMAGIO met first was answered "pass --force", and --force then refused a user's file
+    among the later ones (or the first one's label sidecar) - the trial 100 F4 pattern. Every
+    user's file is named first; --force is offered only when all are IMAGIO's."""
+    from imagio.outputs import check_outputs
+
+    mine = write_text(tmp_path / "a.json", "{}")
+    (tmp_path / "b.json").write_text("the user's")
+    for order in ([mine, tmp_path / "b.json"], [tmp_path / "b.json", mine]):
+        for force in (False, True):
+            with pytest.raises(InputError, match="b.json: it exists and is not an earlier output") as e:
+                check_outputs(order, [], force=force)
+            assert "pass --force" not in str(e.value)
+    seg = write_text(tmp_path / "x.nii.gz", "not an image: the guard reads no image")
+    (tmp_path / "x.labels.json").write_text("the user's names")   # the output's label sidecar
+    with pytest.raises(InputError, match="x.labels.json: it exists and is not an earlier output") as e:
+        check_outputs([seg], [])
+    assert "pass --force" not in str(e.value)
+    (tmp_path / "b.json").unlink()
+    (tmp_path / "x.labels.json").unlink()
+    with pytest.raises(InputError, match="pass --force"):
+        check_outputs([mine, tmp_path / "b.json"], [])   # all IMAGIO's: --force offered ...
+    check_outputs([mine, tmp_path / "b.json"], [], force=True)   # ... and it takes them
+
+
+def test_plan_names_a_users_picture_beside_its_own_plan_json(tmp_path, capsys):
+    """`imagio plan` checked plan.json by its own code before the other files: with its own earlier
+    plan.json and a user's plan.png in --out, it said "plan.json exists; ... pass --force", and
+    --force then refused plan.png. Its fixed outputs (and bronch's) now go through the one output
+    guard, `outputs.check_outputs`: the user's picture is named at once, --force not offered."""
+    out = tmp_path / "out"
+    args = _torso_plan(tmp_path, out) + ["--no-scene"]
+    assert main(args + ["--no-png"]) == 0 and earlier_output(out / "plan.json")
+    capsys.readouterr()
+    (out / "plan.png").write_bytes(b"the user's picture")
+    before = (out / "plan.json").read_bytes()
+    for extra in ([], ["--force"]):
+        assert main(args + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "plan.png" in err[0] and "not an earlier output of IMAGIO" in err[0], err
+        assert "pass --force" not in err[0], err
+    assert (out / "plan.png").read_bytes() == b"the user's picture" and (out / "plan.json").read_bytes() == before

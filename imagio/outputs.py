@@ -256,10 +256,13 @@ def write_text(path, text: str) -> Path:
 def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True) -> None:
     """Refuse before any work: an output that is one of ``inputs`` (or an input's label sidecar),
     an input that would be written as an output's sidecar, an existing output file (or its label
-    sidecar) without ``force``, and with ``force`` one that is not an earlier IMAGIO output
-    (`earlier_output`; ``owned_only=False``: any file, for commands without a --force option).
+    sidecar) without ``force``, and with ``force`` or without one that is not an earlier IMAGIO
+    output (`earlier_output`; ``owned_only=False``: any file, for commands without a --force
+    option). A user's file among any of the outputs is named before --force is offered for the
+    others (new-user trial 100 F4: "pass --force", and --force then refused a user's file).
     Folders are not refused for existing (commands write known names inside); a user's file
-    inside one is refused when the command comes to write it (`atomic_path`, `refuse_foreign`).
+    inside one is refused when the command comes to write it (`atomic_path`, `refuse_foreign`),
+    or before any work by the command (`planning.commands.check_fixed_outputs`).
     Every file written through `atomic_path` is recorded in its folder's manifest."""
     ins = {}
     for p in inputs:
@@ -269,25 +272,20 @@ def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True)
             side = _sidecar(p)
             if side is not None and side.exists():
                 ins[_key(side)] = side
-    for out in outputs:
-        out = Path(out)
-        cands = [out] + ([s] if (s := _sidecar(out)) is not None else [])
-        for c in cands:
-            hit = ins.get(_key(c))
-            if hit is not None:
-                raise InputError(f"refusing to write {c}: it is an input of this command ({hit}); choose another "
-                                 "output name (--force only replaces earlier outputs, never an input)")
-        for c in cands:
-            if not c.is_file():
-                continue
-            if not force:
-                # --force replaces only IMAGIO's own earlier outputs: offered for those alone (new-user
-                # trial 100 F4: a user's sidecar was told "pass --force", and --force then refused it)
-                if owned_only:
-                    refuse_foreign(c)   # raises only for a file that is not IMAGIO's earlier output
-                raise InputError(f"{c} exists; choose another output name or pass --force to replace it")
-            if owned_only:
-                refuse_foreign(c)
+    outs = [Path(out) for out in outputs]
+    cands = [c for out in outs for c in (out, _sidecar(out)) if c is not None]
+    for c in cands:
+        hit = ins.get(_key(c))
+        if hit is not None:
+            raise InputError(f"refusing to write {c}: it is an input of this command ({hit}); choose another "
+                             "output name (--force only replaces earlier outputs, never an input)")
+    there = [c for c in cands if c.is_file()]
+    if owned_only:
+        for c in there:   # every user's file first: --force replaces only IMAGIO's own earlier outputs
+            refuse_foreign(c)
+    if there and not force:
+        raise InputError(f"{there[0]} exists; choose another output name or pass --force to replace it")
+    for out in outs:
         check_writable(out)
 
 

@@ -8,7 +8,10 @@ tissue (before the track reaches the lung, not bone) with the sternum medial to 
 level or rising) and a rib of the anterior half lateral to it (in a box that reaches below the
 sample: a cartilage rising medially from its rib's end lies on axial rows without rib bone,
 new-user trial H3), each within ``warnings.costal_cartilage_reach_mm`` of
-planning_defaults.json (Gray's Anatomy: the cartilages join ribs 1-10 to the sternum). The plan
+planning_defaults.json (Gray's Anatomy: the cartilages join ribs 1-10 to the sternum), and, in the
+sample's axial plane, medial of the ribs' anterior ends: no rib of the anterior half between it and
+the sternum, and where the plane holds ribs, some lateral of it and none of those far in front of
+it (new-user trial 101 F4: lateral, axillary chest wall was warned as the cartilages'). The plan
 warns per proposal (`costal_warnings`) instead of forbidding the region: it is an estimate from
 the bones, a parasternal approach through an intercostal space is sound, and the operator sees
 the cartilage on the CT (planning_defaults.json ``sources`` says so). Which of the region's
@@ -199,13 +202,14 @@ def _zone_samples(labels, entry_ras, target_ras, reach_mm: float, target_value: 
     s = np.arange(STEP_MM, reach_mm + STEP_MM, STEP_MM)
     box, medial = _fans()
 
-    def found(fan, is_x, side):   # any label of ``is_x`` along one of the fan's rays (side-relative R, A, S)
-        hit = np.zeros(len(P), bool)
-        for d in fan:
+    def sternum_r(side):   # R distance (mm) to the first sternum voxel along a medial ray (inf: none)
+        best = np.full(len(P), np.inf)
+        for d in medial:   # (unit rays: a hit at s mm along one lies s * |R| mm medially)
             Q = P[:, None, :] + s[:, None] * np.array([side * d[0], d[1], d[2]])[None, :]
             q = np.minimum(labels.sample(Q.reshape(-1, 3), order=0, fill=0).astype(np.int64), lut_n - 1)
-            hit |= is_x[q].reshape(len(P), len(s)).any(axis=1)
-        return hit
+            hit = is_st[q].reshape(len(P), len(s))
+            best = np.minimum(best, np.where(hit.any(axis=1), s[np.argmax(hit, axis=1)] * abs(d[0]), np.inf))
+        return best
 
     def rib_beside(side):   # a rib voxel of the anterior half in the rib box (side-relative R)
         r = sorted(side * reach_mm * np.asarray(box["lateral"]))
@@ -213,14 +217,49 @@ def _zone_samples(labels, entry_ras, target_ras, reach_mm: float, target_value: 
         hi = P + [r[1], reach_mm * box["anterior"][1], reach_mm * box["superior"][1]]
         return reg.ribs.any_in(lo, hi)
 
+    # the sample's axial plane: a slab of one voxel's extent along S either side (whatever the grid's
+    # direction), so a thick-slice grid's plane holds its own slice's ribs and an oblique grid's the
+    # ribs of both sides at the same level (half of it missed one side's rib 4 mm away on the phantom)
+    half_s = float(np.abs(np.asarray(labels.ijk_to_ras, float)[2, :3]).sum())
+
+    wide = 10.0 * reach_mm   # (a box edge beyond any rib: any A, any R on one side)
+
+    def rib_in_plane(side, r0, r1, a0=-wide):   # a rib voxel of the anterior half in the sample's axial
+        # plane, side-relative R from ``r0`` to ``r1`` mm ((n,) each) of the sample, A from ``a0`` mm of it
+        ends = np.sort(np.stack([side * r0, side * r1], axis=1), axis=1)
+        lo = P + np.c_[ends[:, 0], np.full(len(P), a0), np.full(len(P), -half_s)]
+        hi = P + np.c_[ends[:, 1], np.full(len(P), wide), np.full(len(P), half_s)]
+        return reg.ribs.any_in(lo, hi)
+
+    def medial_of_rib_ends(side, dist):   # the sample is medial of the ribs' anterior ends (the most anterior
+        # and medial points of their arcs) in its axial plane: the sternum ``dist`` mm medially (finite);
+        # no rib of the plane between them; if the plane holds ribs, some lie lateral of it (else it is
+        # lateral of the arcs, and the medial "bone" a clavicle, humerus or scapula) and none of those
+        # more than the rib box's ``anterior`` reach in front of it (else it lies behind the rib ends
+        # that come forward medially, inside or lateral of the arcs). A plane without ribs (a cartilage
+        # rising medially above its rib's end, trial H3) leaves it to the rib box
+        fin = np.isfinite(dist)
+        near = np.where(fin, dist, 0.0)
+        zero, out = np.zeros(len(P)), np.full(len(P), wide)
+        lateral = rib_in_plane(side, zero, out)
+        ribs_here = lateral | rib_in_plane(side, -out, zero)
+        between_ = (near > GRID_MM) & rib_in_plane(side, -near, np.full(len(P), -GRID_MM))
+        in_front = rib_in_plane(side, zero, out, reach_mm * box["anterior"][1] + GRID_MM)
+        return fin & (lateral | ~ribs_here) & ~between_ & ~in_front
+
     # a rib on one side and the sternum on the other, either way along R (review 43 L2: the side was
     # judged from the ribs' mean R, which lies off the midline when the view cuts the chest, e.g. a
     # hemithorax crop, and then pointed medially). The rib is searched in a box, not along rays
     # (trial H3: thin rays missed the ribs, and a cartilage rising medially lies on axial rows
-    # that hold no rib bone, above its rib's end)
+    # that hold no rib bone, above its rib's end). The cartilages join the ribs' anterior ends to
+    # the sternum (Gray's), so the region ends at those ends: no rib of the anterior half lies
+    # between the sample and the sternum in its axial plane (new-user trial 101 F4: the box, which
+    # reaches 100 mm below where the chest is wider, found ribs lateral of axillary samples, and
+    # 47-69 mm of lateral chest wall was warned as "between the ribs and the sternum")
     between = np.zeros(len(P), bool)
     for side in (1.0, -1.0):
-        between |= rib_beside(side) & found(medial, is_st, side)
+        dist = sternum_r(side)
+        between |= rib_beside(side) & medial_of_rib_ends(side, dist)
     wall = ~is_rib[v] & ~is_st[v] & (P[:, 1] > mid_a)
     return P, between & wall, wall & reg.is_open[v]
 
@@ -236,7 +275,11 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     rays (sampled at nearest voxels), and a rib voxel (name starting "rib") in front of the ribs'
     coronal centre on the other, in the rib box (planning_defaults.json
     ``warnings.costal_cartilage_fans``: RAS-aligned, counted on a ``GRID_MM`` grid, so the
-    image's direction, flips and spacing do not change it). Either side may be the
+    image's direction, flips and spacing do not change it), and the sample lies medial of the
+    ribs' anterior ends in its axial plane (a slab of one voxel's extent along S either side): no
+    such rib voxel between it and the first sternum voxel of the rays (more than ``GRID_MM``
+    medially); if the plane holds such rib voxels, some lie lateral of it and none of those lateral
+    more than the rib box's ``anterior`` reach in front of it. Either side may be the
     lateral one, so no midline is assumed (a view may cut the chest). Vectorised over track
     samples and line steps."""
     z = _zone_samples(labels, entry_ras, target_ras, reach_mm, target_value)
@@ -306,7 +349,8 @@ def costal_warnings(problem, n: int, entry_ras, target_ras, memo: dict | None = 
                           int(problem.target.value or 0), reg)
     if run is None:
         return []
-    where = ("the anterior chest wall between the ribs and the sternum, where the costal cartilages lie, but the "
+    where = ("the anterior chest wall between the ribs' anterior ends and the sternum, where the costal cartilages "
+             "lie, but the "
              + ("label map holds no costal cartilage (not segmented)" if not reg.cartilage_labelled else
                 f"label map's {missed} may miss part of them (imagio segment said so: its cartilage label is "
                 "partly missed on this grid)"))

@@ -68,21 +68,27 @@ def reference_ct(scene, ct_path) -> None:
               "load it in Slicer (DICOM module) beside the scene", file=sys.stderr)
 
 
-def refuse_foreign_outputs(out: Path, names=("plan.json", "plan.png"), prefixes=(), folders=("scene",)) -> None:
-    """Before any work: refuse (`outputs.refuse_foreign`, one line) a file of a command's outputs
-    in ``out`` that IMAGIO did not write: the files ``names``, every file whose name starts with
-    one of ``prefixes`` and everything under ``folders`` (default: the needle plan's plan.json,
-    plan.png and scene/), so a refused run leaves the folder as it was (new-user trial 27:
-    plan.json and the scene's markups were replaced before a user's scene/plan.mrml was refused;
-    trial 28: the sarcoma plan and bronch wrote their other files before refusing)."""
-    from ..outputs import MANIFEST, earlier_output, refuse_foreign
+PLAN_OUTPUTS = ("plan.json", "plan.png")   # the needle plan's files in --out (and scene/)
 
+
+def check_fixed_outputs(args, names=PLAN_OUTPUTS, prefixes=(), folders=("scene",)) -> Path:
+    """Before any work: the files a command writes in its --out folder (``args.out``) checked by
+    the one output guard, `outputs.check_outputs` (``args.force``; the command's inputs,
+    `outputs.command_paths`): the files ``names`` and every existing file whose name starts with
+    one of ``prefixes`` (a user's file refused, --force offered only for IMAGIO's earlier outputs,
+    an input never written); then everything under ``folders`` (default: scene/) must be IMAGIO's
+    earlier output, so a refused run leaves the folder as it was (new-user trial 27: plan.json and
+    the scene's markups were replaced before a user's scene/plan.mrml was refused; trial 28: the
+    sarcoma plan and bronch wrote their other files before refusing). Returns the folder (Path).
+    InputError (one line) otherwise."""
+    from ..outputs import MANIFEST, check_outputs, command_paths, earlier_output
+
+    out = Path(args.out)
     found = [out / n for n in names]
     if out.is_dir() and prefixes:
-        found += sorted(p for p in out.iterdir() if p.is_file() and p.name.startswith(tuple(prefixes)))
-    for f in found:
-        if f.name != MANIFEST:
-            refuse_foreign(f)
+        found += sorted(p for p in out.iterdir() if p.is_file() and p.name.startswith(tuple(prefixes))
+                        and p.name != MANIFEST and p not in found)
+    check_outputs(found, command_paths(args)[0], force=bool(getattr(args, "force", False)))
     for d in folders:
         for f in sorted(p for p in (out / d).rglob("*") if p.is_file()) if (out / d).is_dir() else []:
             if f.name != MANIFEST and not earlier_output(f):
@@ -92,11 +98,13 @@ def refuse_foreign_outputs(out: Path, names=("plan.json", "plan.png"), prefixes=
                                  f"changed since): IMAGIO writes its {d} files there, named after the run's structures "
                                  "and proposals, and never replaces a user's file; move that file out of "
                                  f"{out / d}, or choose another --out folder")
+    return out
 
 
-def read_plan_inputs(args):
-    """(out folder, CT, label map, held warnings) of ``imagio plan``; InputError when plan.json
-    exists there (without --force) or an input cannot be read. The held warnings (what each
+def read_plan_inputs(args, names=PLAN_OUTPUTS, prefixes=()):
+    """(out folder, CT, label map, held warnings) of ``imagio plan``; InputError when a file of
+    its outputs (``names``, ``prefixes``: `check_fixed_outputs`) may not be written there, or an
+    input cannot be read. The held warnings (what each
     --lesions outline covers of the label map, `io.with_lesions`) are the caller's to issue with
     `issue_held` once the inputs are accepted (the planning problem built: the label map's
     orientation and registration checked, the target found), so that a refused plan is its one
@@ -104,12 +112,7 @@ def read_plan_inputs(args):
     lung_vessels-cover warning before the refusal of a CT mirrored against its label map)."""
     from .. import io
 
-    out = Path(args.out)
-    if (out / "plan.json").exists() and not args.force:
-        from ..outputs import refuse_foreign
-
-        refuse_foreign(out / "plan.json")   # a user's file is named so, --force not offered (trial 100 F4)
-        raise InputError(f"{out / 'plan.json'} exists; choose another --out folder or pass --force")
+    out = check_fixed_outputs(args, names, prefixes)   # before any work (trials 27, 28, 100 F4)
     ct = io.read_ct(args.ct, args.series, "planning")
     labels = io.read_labels(args.labels, io.label_names_arg(args))
     from ..volume import world_digest
@@ -240,7 +243,6 @@ def cmd_plan(args) -> int:
         device = get_device(args.device, load_catalogue(extra=args.devices))
         device.setting(args.setting)
     out, ct, labels, held = read_plan_inputs(args)
-    refuse_foreign_outputs(out)
     d = load_defaults()["constraints"]
     tilt = parse_gantry_tilt(d["max_craniocaudal_deg"] if args.gantry_tilt is None else args.gantry_tilt)
     position, note = position_from_header(ct.meta, args.position, d["patient_position"])

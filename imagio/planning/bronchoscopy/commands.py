@@ -129,6 +129,7 @@ def lesion_at(point, structures):
     return Target.from_mask(structures, piece == piece[tuple(kji)]), name
 
 
+BRONCH_OUTPUTS = ("bronch.json", "camera_path.json", "flythrough.png")   # its files in --out (and scene/)
 PADDING_HU = -1024  # below air: padding values (DICOM pixel padding), read as air
 WALL_VOXELS = 2     # bronchial wall around the segmented lumen (about 1-3 mm: Hasegawa M et al., AJRCCM 2006)
 
@@ -276,7 +277,7 @@ def cmd_bronch(args) -> int:
     from ...label_registration import classes_from_labels, require_registered
     from .route import check_root, implausible_scope, names_side_note, route_names, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
-    from ..commands import refuse_foreign_outputs
+    from ..commands import check_fixed_outputs
     from ...volume import as_ras_canonical
 
     scope_diameter(args.scope, allow_zero=False)   # trial 28: --scope 0 planned a route
@@ -287,10 +288,7 @@ def cmd_bronch(args) -> int:
     # a user's file among bronch's outputs is refused before any work (trial 28 M3); an earlier
     # route too, without --force, as `imagio plan` does (new-user trial 77 L3: replaced unasked)
     # (the user's file first: --force is offered only for IMAGIO's own; new-user trial 100 F4)
-    refuse_foreign_outputs(Path(args.out), ("bronch.json", "camera_path.json", "flythrough.png"))
-    if (Path(args.out) / "bronch.json").exists() and not getattr(args, "force", False):
-        raise InputError(f"{Path(args.out) / 'bronch.json'} exists; choose another --out "
-                         "folder, or pass --force to replace IMAGIO's earlier route")
+    check_fixed_outputs(args, BRONCH_OUTPUTS)
     p = Progress(printer(getattr(args, "quiet", False)))
     timings = {}
     t_all = t0 = time.perf_counter()

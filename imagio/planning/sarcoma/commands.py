@@ -147,11 +147,10 @@ def cmd_sarcoma(args) -> int:
     from .plan import plan_sarcoma_biopsy
     from .report import axial_picture, picture_3d
 
-    from ..commands import issue_held, read_plan_inputs, refuse_foreign_outputs
+    from ..commands import issue_held, read_plan_inputs
 
     reject_unsupported(args)
-    out, ct, labels, held = read_plan_inputs(args)
-    refuse_foreign_outputs(out, SARCOMA_OUTPUTS, prefixes=("report",))   # and scene/ (trial 30 M2)
+    out, ct, labels, held = read_plan_inputs(args, SARCOMA_OUTPUTS, prefixes=("report",))   # and scene/ (trial 30 M2)
     # RAS-canonical copies of the CT and labels on rounded affines, as the Slicer module plans them
     # (`canonical_grids`: the same cores for every storage and every front-end; trial 36 M2, 95 F8)
     from .plan import canonical_grids
