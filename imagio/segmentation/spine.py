@@ -57,8 +57,14 @@ def _canal_rule(name: str) -> float:
     return rule(f"spinal_canal_{name}")
 
 
-def canal_rings(ct: Volume, dense: np.ndarray) -> dict:
+def canal_rings(ct: Volume, dense: np.ndarray, open_arch: bool = False) -> dict:
     """Candidate canal rings of the dense bone mask ``dense`` (bool [k, j, i] on ``ct``'s grid).
+
+    open_arch: a hole may also be a concavity of one bone's cross-section: each axial slice's
+    8-connected bone pieces are replaced by their convex hulls (scikit-image
+    `convex_hull_object`) before the holes are read, so that a vertebra whose neural arch reads
+    open (thin laminae below bone density by partial volume at 3 mm) still encloses its canal
+    between the body in front and the pedicles on each side (`spinal_canal`).
 
     Returns arrays (one entry per ring, every criterion but the alignment met): ``x_mm``,
     ``y_mm`` (RAS centre of the canal), ``slice`` (index along the array axis nearest to
@@ -74,6 +80,8 @@ def canal_rings(ct: Volume, dense: np.ndarray) -> dict:
         return empty
     closed = close_faces(dense, [ax["R"][0], ax["A"][0]], sk, hi_d)
     filled = fill_holes_per_slice(closed, s_ax)
+    if open_arch:
+        filled |= _hulls_per_slice(closed, s_ax)
     holes = filled & ~closed
     if not holes.any():
         return empty
@@ -109,7 +117,21 @@ def canal_rings(ct: Volume, dense: np.ndarray) -> dict:
             "offset_mm": dy[idx]}
 
 
-def spinal_canal(ct: Volume, bone: np.ndarray, midline: float | None = None) -> dict | None:
+def _hulls_per_slice(mask: np.ndarray, s_ax: int) -> np.ndarray:
+    """Bool [k, j, i]: in each plane normal to array axis ``s_ax``, the union of the convex hulls
+    of ``mask``'s 8-connected pieces (scikit-image `convex_hull_object`; one call per plane)."""
+    from skimage.morphology import convex_hull_object
+
+    out = np.zeros_like(mask)
+    for k in np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != s_ax))):
+        idx = [slice(None)] * 3
+        idx[s_ax] = int(k)
+        out[tuple(idx)] = convex_hull_object(mask[tuple(idx)], connectivity=2)
+    return out
+
+
+def spinal_canal(ct: Volume, bone: np.ndarray, midline: float | None = None,
+                 open_arch: bool = False) -> dict | None:
     """The spinal canal in view, or None.
 
     ct: CT Volume (HU). bone: bool [k, j, i] bone mask of `bones.bone_mask` on ``ct``'s grid.
@@ -122,12 +144,22 @@ def spinal_canal(ct: Volume, bone: np.ndarray, midline: float | None = None) -> 
     number, "extent_mm": their superior-inferior extent} when at least
     ``spinal_canal_min_rings`` rings (`canal_rings`) in different slices lie within
     ``spinal_canal_align_mm`` of their median centre and span ``spinal_canal_min_extent_mm``; None otherwise (no vertebra in view, or
-    none whose canal the scan resolves: the caller says so)."""
+    none whose canal the scan resolves: the caller says so).
+
+    open_arch: the canal may also be a concavity of the vertebra's axial cross-section
+    (`canal_rings`' ``open_arch``): at the 3 mm common resolution the laminae (a few mm thick)
+    and the thin posterior cortex of the body often read below bone density, so the ring of the
+    body, pedicles and laminae around the canal is open (the TotalSegmentator example's T11-L2:
+    no closed ring in 45 mm); the canal is then the pocket between the body in front and the
+    pedicles on each side, which the convex hull of the vertebra's cross-section closes. A long
+    bone's cross-section is a convex cortical tube (Gray's: femur, tibia, humerus): it has no
+    such pocket with bone in front of it, and the other criteria (size, body in front, alignment
+    over more than one vertebra's pedicles, on the midline) are the closed ring's."""
     from .bones import BONE_LOW_HU, SPINE_HALF_WIDTH_MM, at_common_resolution
     from .common import check_ct
 
     a = at_common_resolution(check_ct(ct), ct.spacing_kji)
-    r = canal_rings(ct, bone & (a > BONE_LOW_HU))
+    r = canal_rings(ct, bone & (a > BONE_LOW_HU), open_arch=open_arch)
     if midline is not None:
         on = np.abs(r["x_mm"] - float(midline)) <= SPINE_HALF_WIDTH_MM
         r = {k: v[on] for k, v in r.items()}
