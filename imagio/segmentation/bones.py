@@ -1427,6 +1427,16 @@ def split_bones(ct: Volume, bone: np.ndarray, body: np.ndarray | None = None,
         ribs &= ~clav
         if info is not None:
             info["clavicle"] = clav
+    elif want_spine and spine.any() and (trachea is None or not trachea.any()):
+        # a column in view and no lungs (nor trachea: a neck's clavicles are thin bars lateral to
+        # the column too): the lower ribs in the body wall (`wall_rib_pieces`)
+        ribs = wall_rib_pieces(ct, rest, cx)
+        if ribs.any() and notes is not None:
+            notes.append(f"{ribs.sum() * ct.voxel_volume_ml:.1f} mL of bone named 'ribs' with no lungs in view: thin "
+                         "bars of bone lateral to the vertebral column's transverse processes (the lower ribs below the "
+                         "lung bases); without the lungs to place them, a thin piece of the iliac crest may be named "
+                         "rib too (the TotalSegmentator example's lumbar crops: 0.3-1.5 mL): check the ribs' lower "
+                         "ends on the images before planning near them")
     other = rest & ~ribs
     if lungs is not None and lungs.any() and other.any():
         # dense pieces in the mediastinum, apart from the skeleton: calcified vessel walls and
@@ -1816,6 +1826,51 @@ def rib_pieces(ct: Volume, rest: np.ndarray, lungs: np.ndarray, midline: float,
     small = rc * ct.voxel_volume_ml < RIB_MIN_ML
     small[0] = False
     ribs[box] &= ~small[rl]
+    return ribs
+
+
+def wall_rib_pieces(ct: Volume, rest: np.ndarray, midline: float) -> np.ndarray:
+    """Boolean [k, j, i]: the ribs among ``rest`` (bone that is not spine, [k, j, i]) in a field
+    of view that holds a vertebral column but no lungs (an upper abdomen below the lung bases:
+    the lower ribs run on around the liver, spleen and kidneys beyond the lungs' costodiaphragmatic
+    recesses). ``midline``: RAS x (mm) of the patient's midline (the spinal canal's).
+
+    A 26-connected piece of ``rest`` is rib when it is thin as a whole (no ball of
+    ``RIB_MAX_RADIUS_MM`` fits anywhere in it once each axial slice's holes are filled:
+    `rib_pieces`' thinness; the hip bone holds one in its acetabulum and posterior ilium, the
+    sacrum in its body, a long bone (femur, humerus: a cortical tube, Gray's Anatomy) in its
+    cross-section with its marrow cavity; the TS DICOM example's humeri, arms down beside the
+    trunk, were 26 mL of 'ribs' without the filling), at least half of it lies farther from the midline than the
+    vertebrae's transverse processes reach (``transverse_process_reach_mm``, segmentation_rules.json:
+    the ribs articulate with the column at the transverse processes and run laterally and
+    anteriorly around the body wall; the tips of the lumbar transverse processes, left outside
+    the spine's corridor, are thin too: the TotalSegmentator example's L1-L4 gave pieces of
+    0.2-1.0 mL at 36-54 mm, median 37-42 mm, named ribs with the corridor's half-width as the bound;
+    none crosses the midline, which the xiphoid and the sternum hold), and it is at least
+    ``RIB_MIN_ML``. Without the lungs the pleura does
+    not place them; the column in view (the caller's condition) says that the view is of the
+    trunk, and the ribs are the only thin bars of bone lateral to it in the body wall between the
+    lung bases and the iliac crests (Gray's Anatomy, 42nd ed., "Chest wall", "Abdominal wall").
+    An enhancing organ that passes the bone threshold as a thin sponge is kept out as in
+    `rib_pieces` (`solid_organ_pieces`)."""
+    sk = np.asarray(ct.spacing_kji, float)
+    lab, n, cnt = components(rest, connectivity=26)
+    if not n:
+        return np.zeros_like(rest)
+    # (each axial slice's holes filled first: a long bone is a cortical tube around its marrow
+    # cavity, whose fatty marrow reads below bone density, and the tube is as thin as a rib; its
+    # cross-section with the cavity is not. A rib is cortex around cancellous bone, no cavity)
+    solid = fill_holes_per_slice(rest, anatomical_axes(ct)["S"][0])
+    thick = np.bincount(lab[open_mm(solid, RIB_MAX_RADIUS_MM, sk) & rest], minlength=n + 1) > 0
+    x = np.broadcast_to(ras_ramp(ct, 0), rest.shape)
+    side = rest & (np.abs(x - float(midline)) >= rule("transverse_process_reach_mm"))
+    lateral = np.bincount(lab[side], minlength=n + 1) >= 0.5 * cnt
+    keep = ~thick & lateral & (cnt * ct.voxel_volume_ml >= RIB_MIN_ML)
+    keep[0] = False
+    ribs = keep[lab]
+    box = bbox_slices(ribs, RIB_MAX_RADIUS_MM + COMMON_RESOLUTION_MM, sk)
+    if box is not None:
+        ribs[box] &= ~solid_organ_pieces(ribs[box], ct.array[box] >= BONE_LOW_HU, sk)
     return ribs
 
 

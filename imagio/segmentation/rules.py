@@ -313,8 +313,14 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             meta["chest"] = {"from": "lung-like air cut by the field of view inside the ribs' ring",
                              "lung_ml": round(lung_ml, 1)}
         else:
-            canal = sp.spinal_canal(ct, bone, midline=lg.midline_x(ct, body)[0])
+            canal_x = lg.midline_x(ct, body)[0]
+            canal = sp.spinal_canal(ct, bone, midline=canal_x)
             meta["spine"] = {"from": "spinal canal", **canal} if canal else {"from": None}
+            if canal is None:
+                # a vertebra whose neural arch reads open at this resolution (`spine.spinal_canal`)
+                canal = sp.spinal_canal(ct, bone, midline=canal_x, open_arch=True)
+                if canal:
+                    meta["spine"] = {"from": "spinal canal (open neural arches)", **canal}
         if not chest and canal is None and lungs is not None:
             msg = (f"{lung_ml:.1f} mL of lung-like air (centre RAS "
                    f"{np.round(mean_ras(ct, lungs), 1).tolist()} mm) but no trachea and no spine "

@@ -57,8 +57,17 @@ def _canal_rule(name: str) -> float:
     return rule(f"spinal_canal_{name}")
 
 
-def canal_rings(ct: Volume, dense: np.ndarray) -> dict:
+def canal_rings(ct: Volume, dense: np.ndarray, open_arch: bool = False) -> dict:
     """Candidate canal rings of the dense bone mask ``dense`` (bool [k, j, i] on ``ct``'s grid).
+
+    open_arch: read a neural arch that is open on this grid (`spinal_canal`): the bone is first
+    joined across one ``bones.COMMON_RESOLUTION_MM`` along the superior axis (a maximum filter:
+    the laminae slope caudally from the pedicles, so the arch behind a canal lies partly in the
+    next slice), a hole may also be a concavity of one bone's cross-section (each axial slice's
+    8-connected pieces replaced by their convex hulls, scikit-image `convex_hull_object`), and a
+    ring counts only with the neural arch behind it: a bone piece of its slice, other than the
+    pieces in front of the hole's centre, lying behind the hole on its centre line (within the
+    hole's radius left-right, up to ``spinal_canal_arch_depth_mm`` behind its centre).
 
     Returns arrays (one entry per ring, every criterion but the alignment met): ``x_mm``,
     ``y_mm`` (RAS centre of the canal), ``slice`` (index along the array axis nearest to
@@ -72,8 +81,16 @@ def canal_rings(ct: Volume, dense: np.ndarray) -> dict:
     empty = {k: np.zeros(0) for k in ("x_mm", "y_mm", "slice", "diameter_mm", "offset_mm")}
     if not dense.any():
         return empty
+    if open_arch:
+        from .bones import COMMON_RESOLUTION_MM
+
+        n = int(round(COMMON_RESOLUTION_MM / sk[s_ax]))
+        if n:
+            dense = ndimage.maximum_filter1d(dense, 2 * n + 1, axis=s_ax)
     closed = close_faces(dense, [ax["R"][0], ax["A"][0]], sk, hi_d)
     filled = fill_holes_per_slice(closed, s_ax)
+    if open_arch:
+        filled |= _hulls_per_slice(closed, s_ax)
     holes = filled & ~closed
     if not holes.any():
         return empty
@@ -102,14 +119,64 @@ def canal_rings(ct: Volume, dense: np.ndarray) -> dict:
     ok = ((diam >= lo_d) & (diam <= hi_d) & (dy >= _canal_rule("body_offset_mm"))
           & (np.abs(dx) <= tan * dy))
     ok[0] = False
-    idx = np.flatnonzero(ok)
     objs = ndimage.find_objects(hl)
+    if open_arch and ok.any():
+        ok &= _arch_behind(closed, hl, objs, ok, hx, hy, diam, ct, s_ax)
+    idx = np.flatnonzero(ok)
     sl = np.array([objs[i - 1][s_ax].start for i in idx], float)
     return {"x_mm": hx[idx], "y_mm": hy[idx], "slice": sl, "diameter_mm": diam[idx],
             "offset_mm": dy[idx]}
 
 
-def spinal_canal(ct: Volume, bone: np.ndarray, midline: float | None = None) -> dict | None:
+def _arch_behind(bone: np.ndarray, hl: np.ndarray, objs: list, ok: np.ndarray, hx: np.ndarray,
+                 hy: np.ndarray, diam: np.ndarray, ct: Volume, s_ax: int) -> np.ndarray:
+    """Bool [n + 1] over the holes of ``hl`` (int [k, j, i], labelled per axial slice; ``objs``
+    its `find_objects`): for each hole marked in ``ok``, whether the slice that holds it has a
+    piece of ``bone`` (bool [k, j, i], 8-connected in the slice) behind the hole's centre
+    (``hx``, ``hy``: RAS x, y in mm per hole; ``diam``: its equivalent diameter, mm): a bone
+    voxel within ``diam`` / 2 left-right of the centre, more than ``diam`` / 2 and at most
+    ``spinal_canal_arch_depth_mm`` behind it, in a piece that holds none of the bone voxels on
+    that line in front of the centre. The neural arch (laminae, spinous process) lies behind the
+    canal on the midline (Gray's Anatomy, 42nd ed., "Vertebral column"); where it reads open it is
+    a piece apart from the body and pedicles in front. A notch of one bone (the intercondylar
+    fossa of the femur) has no bone of its own behind it: the limb phantom's distal femur, whose
+    notches the convex hull closes, gave 24 candidate holes and none with such a piece."""
+    out = np.zeros(ok.shape, bool)
+    depth = _canal_rule("arch_depth_mm")
+    ps = plane_structure(s_ax)
+    for h in np.flatnonzero(ok):
+        k = objs[h - 1][s_ax].start
+        idx = [slice(None)] * 3
+        idx[s_ax] = slice(k, k + 1)
+        idx = tuple(idx)
+        b = bone[idx]
+        if not b.any():
+            continue
+        x = ras_coordinate(ct, 0)[idx]
+        y = ras_coordinate(ct, 1)[idx]
+        lab, _ = ndimage.label(b, ps)
+        line = b & (np.abs(x - hx[h]) <= 0.5 * diam[h])
+        front = np.unique(lab[line & (y > hy[h])])
+        behind = np.unique(lab[line & (y < hy[h] - 0.5 * diam[h]) & (y >= hy[h] - depth)])
+        out[h] = np.setdiff1d(behind, front).size > 0
+    return out
+
+
+def _hulls_per_slice(mask: np.ndarray, s_ax: int) -> np.ndarray:
+    """Bool [k, j, i]: in each plane normal to array axis ``s_ax``, the union of the convex hulls
+    of ``mask``'s 8-connected pieces (scikit-image `convex_hull_object`; one call per plane)."""
+    from skimage.morphology import convex_hull_object
+
+    out = np.zeros_like(mask)
+    for k in np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != s_ax))):
+        idx = [slice(None)] * 3
+        idx[s_ax] = int(k)
+        out[tuple(idx)] = convex_hull_object(mask[tuple(idx)], connectivity=2)
+    return out
+
+
+def spinal_canal(ct: Volume, bone: np.ndarray, midline: float | None = None,
+                 open_arch: bool = False) -> dict | None:
     """The spinal canal in view, or None.
 
     ct: CT Volume (HU). bone: bool [k, j, i] bone mask of `bones.bone_mask` on ``ct``'s grid.
@@ -122,12 +189,25 @@ def spinal_canal(ct: Volume, bone: np.ndarray, midline: float | None = None) -> 
     number, "extent_mm": their superior-inferior extent} when at least
     ``spinal_canal_min_rings`` rings (`canal_rings`) in different slices lie within
     ``spinal_canal_align_mm`` of their median centre and span ``spinal_canal_min_extent_mm``; None otherwise (no vertebra in view, or
-    none whose canal the scan resolves: the caller says so)."""
+    none whose canal the scan resolves: the caller says so).
+
+    open_arch: read the ring as open (`canal_rings`' ``open_arch``): at the 3 mm common
+    resolution the laminae (a few mm thick) and the thin posterior cortex of the body often read
+    below bone density, so the ring of body, pedicles and laminae around the canal is open (the
+    TotalSegmentator example's T11-L2: no closed ring in 45 mm, and no vertebra named in its
+    abdominal halves); the canal is then the pocket between the body in front and the pedicles
+    on each side, closed by the convex hull of the cross-section, with the neural arch as a
+    piece of its own behind it (the laminae sloping caudally: joined across one common-resolution
+    voxel along z). A long bone's cross-section is a convex cortical tube (Gray's: femur, tibia,
+    humerus) and its notches have no bone of their own behind them; the other criteria (size,
+    body in front, alignment over more than one vertebra's pedicles, on the midline) are the
+    closed ring's. The caller tries it only where the closed ring is not found and no chest
+    (trachea, lungs) is in view."""
     from .bones import BONE_LOW_HU, SPINE_HALF_WIDTH_MM, at_common_resolution
     from .common import check_ct
 
     a = at_common_resolution(check_ct(ct), ct.spacing_kji)
-    r = canal_rings(ct, bone & (a > BONE_LOW_HU))
+    r = canal_rings(ct, bone & (a > BONE_LOW_HU), open_arch=open_arch)
     if midline is not None:
         on = np.abs(r["x_mm"] - float(midline)) <= SPINE_HALF_WIDTH_MM
         r = {k: v[on] for k, v in r.items()}
