@@ -336,10 +336,20 @@ def check_root(tree: AirwayTree) -> float:
     what = f"this airway tree's root is {root_mm:.1f} mm wide (the mean calibre of the mask's sections across it)"
     todo = ("a route starts at the trachea: give a scan and an airway mask that include it (trachea and airways "
             "labels)")
+    tilt = getattr(tree, "tilted_top_deg", None)
+    if tilt is not None:
+        # the root is the widest airway of the grid's top section (`tree._rooted_tree`); on a tilted grid a
+        # trachea whose mask ends below that section leaves only bronchi there: not said to be missing
+        todo = (f"the image's grid is tilted {tilt:.0f} degrees from axial (an oblique reformat), so its top section "
+                "is not level and the airways it cuts need not include the trachea (its mask may end below that "
+                "section, beside upper-lobe bronchi that reach it); resample the scan and its airway mask to an "
+                f"axial grid, or give an airway mask whose trachea reaches the image's superior edge; {todo}")
     if root_mm < MIN_TRACHEA_MM:
-        raise InputError(f"{what}, not a trachea (adult tracheal lumen 10-25 mm, Breatnach 1984): the trachea is "
-                         "not in the airway mask (a slab or crop below the carina, a mask of the bronchi only) or "
-                         f"the segmentation stops short of it; {todo}")
+        where = ("the trachea is not at the top of the airway mask (a slab or crop below the carina, a mask of the "
+                 "bronchi only, a segmentation that stops short of it)" if tilt is not None else
+                 "the trachea is not in the airway mask (a slab or crop below the carina, a mask of the bronchi only) "
+                 "or the segmentation stops short of it")
+        raise InputError(f"{what}, not a trachea (adult tracheal lumen 10-25 mm, Breatnach 1984): {where}; {todo}")
     if in_view and root_mm < MIN_TRACHEA_IN_VIEW_MM:
         # the mask may hold a narrow trachea that the segmentation stopped short of: not said
         # to be absent (trial 93 F2)

@@ -85,6 +85,8 @@ class AirwayTree:
     #   0 when the image's superior edge cuts the airways (the trachea leaving the field of view); None unknown
     top_view: dict | None = None     # what the image's superior face cuts of the mask (`carina_view.trachea_in_view`):
     #   None when it cuts no airway (or unknown)
+    tilted_top_deg: float | None = None  # the grid's tilt from axial (degrees, `grid_tilt_deg`) when the mask's
+    #   top section is not level (its airway spans more than a voxel in S: an oblique reformat); None when level
 
     @property
     def n_generations(self) -> int:
@@ -208,6 +210,22 @@ def _superior_axis(vol: Volume) -> tuple[int, bool]:
     return 2 - ax_ijk, bool(d[2, ax_ijk] > 0)
 
 
+def superior_direction(vol: Volume) -> np.ndarray:
+    """The image's axial direction: the unit RAS vector [3] along which the array axis most aligned
+    with S (`_superior_axis`) runs upwards. S itself on an axial grid; on a tilted grid (an oblique
+    reformat) it leaves S by the tilt, and the image's superior face is normal to it, not to S."""
+    axis, up = _superior_axis(vol)
+    col = np.asarray(vol.direction, float)[:, 2 - axis]
+    col = col / np.linalg.norm(col)
+    return col if up else -col
+
+
+def grid_tilt_deg(vol: Volume) -> float:
+    """Angle (degrees) between the image's axial direction (`superior_direction`) and S: 0 on an
+    axial grid."""
+    return float(np.degrees(np.arccos(np.clip(superior_direction(vol)[2], -1.0, 1.0))))
+
+
 def _extend_top(crop: np.ndarray, vol: Volume, sp):
     """The mask continued beyond its superior end by repeating its top slice, so that the
     trachea's cut face (the scan's edge) does not sprout a fringe of centreline spurs.
@@ -278,10 +296,12 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     prog(0.6, "rooted tree")
     lumen = airways.with_array(m.astype(np.uint8))   # the airway mask as a Volume (junctions stay in it)
-    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen)
+    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen,
+                        up=superior_direction(airways))
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
     tree.top_view = trachea_in_view(m, airways) if top_gap_mm == 0 else None   # refused by route.check_root
+    tree.tilted_top_deg = _tilted_top_deg(crop, lo, airways, axis, up)
     tree.lumen = section.lumen_volume(airways, crop, lo)
     tree.cut_ends = _cut_ends(tree, airways)
     tree.naming_warnings += _edge_warnings(tree)
@@ -337,6 +357,18 @@ def _unjoined_warning(tree: AirwayTree, crop: np.ndarray, lo, vol: Volume) -> li
             f"{np.round(c, 1).tolist()}) is left out of the airway tree: its centreline joins the tree only above "
             "the image's top (a scan starting at or just above the carina); its airways are not planned")
     return [tree.unjoined_note]
+
+
+def _tilted_top_deg(crop: np.ndarray, lo, vol: Volume, axis: int, up: bool) -> float | None:
+    """The grid's tilt from axial (degrees, `grid_tilt_deg`) when the top section of the mask ``crop``
+    ([k, j, i] bool at offset ``lo`` on ``vol``'s grid; ``axis`` nearest S, superior at its end when
+    ``up``) is not level: its airway voxels span more than a voxel (the coarsest spacing) in S, so
+    that airways other than the trachea can reach it higher than the trachea. None when level."""
+    idx = crop.shape[axis] - 1 if up else 0
+    kji = np.argwhere(np.take(crop, idx, axis=axis)).astype(float)
+    kji = np.insert(kji, axis, idx, axis=1) + np.asarray(lo, float)
+    s = vol.kji_to_world(kji)[:, 2]
+    return grid_tilt_deg(vol) if len(s) and np.ptp(s) > float(np.max(vol.spacing_kji)) else None
 
 
 def _ext_to_world(airways: Volume, lo, axis: int, n_pad: int, at_start: bool):
@@ -413,7 +445,8 @@ def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, cro
         pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
         full = np.zeros(airways.shape, np.uint8)   # the tree's lumen (its mask piece) on the image grid
         full[tuple(slice(int(a), int(a) + n) for a, n in zip(lo, crop.shape))] = crop
-        other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm, lumen=airways.with_array(full))
+        other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm, lumen=airways.with_array(full),
+                             up=superior_direction(airways))
         other.voxel_diag_mm = tree.voxel_diag_mm
         hit = root_dependence(tree, other)
         _ROOT_CHECKED.clear()   # one case
@@ -477,7 +510,10 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = (
 
 
 def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None,
-                 voxel_mm: float = 0.0, lumen: Volume | None = None) -> AirwayTree:
+                 voxel_mm: float = 0.0, lumen: Volume | None = None, up=(0.0, 0.0, 1.0)) -> AirwayTree:
+    """The tree of the centreline (``pts`` [N, 3] RAS mm, ``radius`` [N] mm, ``edges`` [E, 2]) rooted at
+    the trachea's top: the widest point within a voxel of the centreline's top along ``up`` (unit RAS
+    [3], the image's axial direction, `superior_direction`)."""
     n = len(pts)
     w = np.linalg.norm(pts[edges[:, 0]] - pts[edges[:, 1]], axis=1) + 1e-6
     g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
@@ -491,9 +527,14 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     main = piece == np.argmax(np.bincount(piece))
     # among the points within a voxel of the top, the widest: an image top cutting the trachea and the
     # upper-lobe bronchi beside it (a scan starting just above the carina) leaves their ends level,
-    # and the most superior was an upper-lobe bronchus's end (trial 90b M2, reg94)
+    # and the most superior was an upper-lobe bronchus's end (trial 90b M2, reg94). The top is the
+    # image's superior face, measured along the grid's axial direction ``up``, not along S: on a
+    # tilted grid (an oblique reformat) upper-lobe bronchi cut by that face lie up to its tilt x its
+    # width higher in S than the trachea's section, and the tree was rooted at one of them, 2-5 mm
+    # wide, and refused as having no trachea (new-user trial 101 F1)
     cand = np.flatnonzero(main)
-    top = cand[pts[cand, 2] >= pts[cand, 2].max() - max(voxel_mm, 1.0)]
+    height = pts[cand] @ np.asarray(up, float)
+    top = cand[height >= height.max() - max(voxel_mm, 1.0)]
     root = int(top[np.argmax(radius[top])])
     dist, pred = dijkstra(g, indices=root, return_predecessors=True)
     reach = np.isfinite(dist)
