@@ -127,10 +127,22 @@ def border_air_fraction(a: np.ndarray) -> float:
     return float(np.mean((f >= AIR_BAND[0]) & (f <= AIR_BAND[1])))
 
 
-def outside_body(b: np.ndarray) -> np.ndarray:
-    """Outside the body's outline on each axial slice of ``b`` (k, j, i, HU): bool, True where a
-    voxel lies outside the in-plane convex hull of the slice's voxels above -500 HU (tissue, couch;
-    not air, not aerated lung); every voxel of a slice without such voxels.
+def body_mask(b: np.ndarray) -> np.ndarray:
+    """The patient's body on ``b`` (k, j, i, HU): bool, the largest 6-connected component of the
+    voxels above -500 HU (tissue; not air, aerated lung, foam pads or mattress), which leaves out
+    the couch, pads and cables lying apart from the patient."""
+    import cc3d
+
+    tissue = b > NOT_AIR_HU
+    if not tissue.any():
+        return tissue
+    return cc3d.largest_k(tissue, k=1, connectivity=6) > 0
+
+
+def outside_body(body: np.ndarray) -> np.ndarray:
+    """Outside the body's outline on each axial slice of ``body`` (bool, k, j, i: `body_mask`):
+    True where a voxel lies outside the in-plane convex hull of the slice's body voxels; every
+    voxel of a slice without any.
 
     A cross-section of the trunk, neck or a limb is convex or nearly so, and the air around the
     patient lies outside its hull, while the lungs, airways and bowel gas lie inside it, enclosed
@@ -142,26 +154,27 @@ def outside_body(b: np.ndarray) -> np.ndarray:
     Hull of each slice: `segmentation.common.convex_hull_2d` (scikit-image)."""
     from .segmentation.common import convex_hull_2d
 
-    tissue = b > NOT_AIR_HU
-    out = np.ones(b.shape, bool)
-    for k in np.flatnonzero(tissue.any(axis=(1, 2))):
-        out[k] = ~convex_hull_2d(tissue[k])
+    out = np.ones(body.shape, bool)
+    for k in np.flatnonzero(body.any(axis=(1, 2))):
+        out[k] = ~convex_hull_2d(body[k])
     return out
 
 
-def room_air_mask(vol, s: int) -> np.ndarray:
-    """Room air on ``vol.array[::s, ::s, ::s]`` (bool, k, j, i): air-band voxels outside the
-    body's outline on their slice (`outside_body`: not a lung, airway or bowel gas, even cut by a
-    crop's face) that survive an in-plane opening with a disc ``room_air_min_width_mm`` wide (a
-    wide air space, not noise) and are connected to the in-plane border (the first and last row
-    and column of every slice). Empty for a crop inside the patient."""
+def room_air_mask(vol, s: int, body: np.ndarray | None = None) -> np.ndarray:
+    """Room air on ``vol.array[::s, ::s, ::s]`` (bool, k, j, i): air-band voxels that survive an
+    in-plane opening with a disc ``room_air_min_width_mm`` wide (a wide air space, not the noise
+    of aerated lung nor a cut segmental bronchus) and are connected to the in-plane border (the
+    first and last row and column of every slice). With ``body`` (`body_mask` of that strided
+    array), only air outside the body's outline (`outside_body`: not a lung, airway or bowel gas,
+    even cut by a crop's face). Empty for a crop inside the patient."""
     from scipy import ndimage
 
     b = vol.array[::s, ::s, ::s]
     air = (b >= AIR_BAND[0]) & (b <= AIR_BAND[1])
     if b.ndim != 3 or min(b.shape[1:]) < 3 or not air.any():
         return np.zeros(b.shape, bool)
-    air &= outside_body(b)
+    if body is not None:
+        air &= outside_body(body)
     sp = np.abs(np.asarray(vol.spacing_kji, float)[1:]) * s
     half = 0.5 * ROOM_AIR_WIDTH_MM
     r = np.maximum(np.round(half / sp).astype(int), 1)
@@ -176,30 +189,32 @@ def room_air_mask(vol, s: int) -> np.ndarray:
     return np.isin(lab, ids[ids > 0])
 
 
-def skin_depth(vol, n: int = 2_000_000):
-    """(s, b, depth) for `t1_order_problem` and `subcutaneous_problem`, or None when no room air
-    is in view (`room_air_mask`): ``s`` the stride, ``b`` = ``vol.array[::s, ::s, ::s]`` (k, j, i,
-    at most about ``n`` voxels), ``depth`` the distance in mm of each voxel of ``b`` from the
-    nearest room air (0 in room air; anisotropic spacing honoured)."""
+def skin_depth(vol, n: int = 2_000_000, outline: bool = False):
+    """(s, b, depth) for `t1_order_problem`, or with ``outline`` (s, b, depth, body) for
+    `subcutaneous_problem`; None when no room air is in view (`room_air_mask`): ``s`` the stride,
+    ``b`` = ``vol.array[::s, ::s, ::s]`` (k, j, i, at most about ``n`` voxels), ``depth`` the
+    distance in mm of each voxel of ``b`` from the nearest room air (0 in room air; anisotropic
+    spacing honoured), with ``outline`` room air only outside the body's outline and ``body``
+    its `body_mask`."""
     from scipy import ndimage
 
     a = vol.array
     s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
-    room = room_air_mask(vol, s)
+    body = body_mask(a[::s, ::s, ::s]) if outline else None
+    room = room_air_mask(vol, s, body)
     if not room.any():
         return None
     depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
-    return s, a[::s, ::s, ::s], depth
+    return (s, a[::s, ::s, ::s], depth) + ((body,) if outline else ())
 
 
-def subcutaneous_problem(vol, skin=None) -> str | None:
+def subcutaneous_problem(vol) -> str | None:
     """Why ``vol`` reads as a T1 MR whose fat reads above soft tissue (one clause), or None.
-    ``vol``: a `Volume` (array k, j, i; spacing in mm); ``skin``: its `skin_depth` when already
-    computed.
+    ``vol``: a `Volume` (array k, j, i; spacing in mm).
 
     The layer under the skin, ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm) beneath room
-    air (`room_air_mask`: air outside the body's outline, not a lung, airway or bowel gas), is
-    subcutaneous fat on a CT (``adipose_tissue_hu``, -190..-30 HU), with skin, fascia and, in lean
+    air (`skin_depth` with ``outline``: air outside the body's outline, not a lung, airway or bowel
+    gas), read on the patient's body only (`body_mask`: not the couch or a pad), is subcutaneous fat on a CT (``adipose_tissue_hu``, -190..-30 HU), with skin, fascia and, in lean
     patients, muscle (``lean_tissue_hu``, -29..+150 HU): within the soft-tissue band -200..200 HU;
     bone reaches it only along thin lines (tibia, sternum, spinous processes). On a T1 MR it is
     the brightest tissue: after a gain above 1 or a rescale whose top lies above soft tissue
@@ -215,11 +230,11 @@ def subcutaneous_problem(vol, skin=None) -> str | None:
     ``hu_check`` (``subcutaneous_reason``, ``subcutaneous_source``)."""
     if not hasattr(vol, "spacing_kji"):
         return None
-    skin = skin_depth(vol) if skin is None else skin
+    skin = skin_depth(vol, outline=True)
     if skin is None:
         return None
-    s, b, depth = skin
-    layer = (depth > SKIN_MM) & (depth <= SUPERFICIAL_MM) & (b > NOT_AIR_HU)
+    s, b, depth, body = skin
+    layer = (depth > SKIN_MM) & (depth <= SUPERFICIAL_MM) & body
     ml = float(np.count_nonzero(layer)) * float(np.prod(np.abs(vol.spacing))) * s ** 3 / 1000.0
     if ml < MIN_SUBCUT_ML:
         return None
@@ -407,10 +422,9 @@ def hu_problem(vol) -> str | None:
     # held to it (CI on 75d5afa: the chest CTA's lung cubes, 29-46 % soft tissue, were refused)
     whole = border_air_fraction(a) >= MIN_BORDER_AIR
     if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
-        skin = skin_depth(vol) if hasattr(vol, "spacing_kji") else None
-        t1 = t1_order_problem(vol, inner, skin=skin)
+        t1 = t1_order_problem(vol, inner)
         # fat above soft tissue under the skin: no real CT or crop of one shows it, whatever its size
-        fat = None if t1 else subcutaneous_problem(vol, skin)
+        fat = None if t1 else subcutaneous_problem(vol)
         if t1 is None and fat is None:
             return None
         return (f"it does not look like a CT in HU: {t1 or fat} (an MR, or values shifted or rescaled); give a CT "
