@@ -127,16 +127,26 @@ def border_air_fraction(a: np.ndarray) -> float:
     return float(np.mean((f >= AIR_BAND[0]) & (f <= AIR_BAND[1])))
 
 
-def body_mask(b: np.ndarray) -> np.ndarray:
-    """The patient's body on ``b`` (k, j, i, HU): bool, the largest 6-connected component of the
-    voxels above -500 HU (tissue; not air, aerated lung, foam pads or mattress), which leaves out
-    the couch, pads and cables lying apart from the patient."""
+def body_mask(b: np.ndarray, spacing_kji) -> np.ndarray:
+    """The patient's body on ``b`` (k, j, i, HU; ``spacing_kji`` in mm): bool, the 6-connected
+    regions above -500 HU (tissue; not air, aerated lung, foam pads or mattress) that hold tissue
+    deeper than ``superficial_depth_mm`` (15 mm) from anything below -500 HU: tissue beneath the
+    subcutaneous layer, as a trunk, neck or limb has (each thicker than 30 mm), and a couch shell,
+    a thin pad or a cable has not (LIDC-0001's 40 mm box at the back: the couch's shell, 186 HU,
+    larger there than the piece of the body). Depth by `edt` (the image's faces are not a surface);
+    regions by `cc3d`."""
     import cc3d
+    import edt
 
     tissue = b > NOT_AIR_HU
     if not tissue.any():
         return tissue
-    return cc3d.largest_k(tissue, k=1, connectivity=6) > 0
+    deep = edt.edt(np.ascontiguousarray(tissue), anisotropy=tuple(float(x) for x in spacing_kji)) > SUPERFICIAL_MM
+    if not deep.any():
+        return deep
+    lab = cc3d.connected_components(tissue, connectivity=6)
+    ids = np.unique(lab[deep])
+    return np.isin(lab, ids[ids > 0])
 
 
 def outside_body(body: np.ndarray) -> np.ndarray:
@@ -200,11 +210,12 @@ def skin_depth(vol, n: int = 2_000_000, outline: bool = False):
 
     a = vol.array
     s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
-    body = body_mask(a[::s, ::s, ::s]) if outline else None
+    sp = np.abs(np.asarray(vol.spacing_kji, float)) * s
+    body = body_mask(a[::s, ::s, ::s], sp) if outline else None
     room = room_air_mask(vol, s, body)
     if not room.any():
         return None
-    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
+    depth = ndimage.distance_transform_edt(~room, sampling=sp)
     return (s, a[::s, ::s, ::s], depth) + ((body,) if outline else ())
 
 
@@ -214,7 +225,8 @@ def subcutaneous_problem(vol) -> str | None:
 
     The layer under the skin, ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm) beneath room
     air (`skin_depth` with ``outline``: air outside the body's outline, not a lung, airway or bowel
-    gas), read on the patient's body only (`body_mask`: not the couch or a pad), is subcutaneous fat on a CT (``adipose_tissue_hu``, -190..-30 HU), with skin, fascia and, in lean
+    gas), read on the patient's body only (`body_mask`: tissue thicker than the layer, not the
+    couch's shell or a pad), is subcutaneous fat on a CT (``adipose_tissue_hu``, -190..-30 HU), with skin, fascia and, in lean
     patients, muscle (``lean_tissue_hu``, -29..+150 HU): within the soft-tissue band -200..200 HU;
     bone reaches it only along thin lines (tibia, sternum, spinous processes). On a T1 MR it is
     the brightest tissue: after a gain above 1 or a rescale whose top lies above soft tissue
