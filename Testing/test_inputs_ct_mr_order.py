@@ -41,12 +41,9 @@ def _cube(ct, centre, mm=80.0):
     return crop_slices(ct, tuple(slice(max(c[a] - r[a], 0), min(c[a] + r[a], ct.shape[a])) for a in range(3)))
 
 
-def _crops(ct):
-    """{name: Volume}: 80 mm cubes centred on each lung (the enclosed regions below -400 HU of at
-    least 50 mL, the largest two, or the largest split at its centroid across the image's columns),
-    on the mediastinum between them, on the densest bone and on the densest soft-tissue organ
-    (40..90 HU), and the half of the image on one lung's side (a hemithorax)."""
-    from imagio.segmentation.common import crop_slices
+def _lung_centres(ct):
+    """The centres (k, j, i) of the two lungs: the enclosed regions below -400 HU of at least 50 mL,
+    the largest two, or the largest split at its centroid across the image's columns."""
     from scipy import ndimage
 
     a = ct.array
@@ -59,6 +56,18 @@ def _crops(ct):
         pts = np.argwhere(lab == ids[0])
         cut = pts[:, 2].mean()
         lungs = [pts[pts[:, 2] < cut].mean(0), pts[pts[:, 2] >= cut].mean(0)]
+    return lungs
+
+
+def _crops(ct):
+    """{name: Volume}: 80 mm cubes centred on each lung (`_lung_centres`), on the mediastinum
+    between them, on the densest bone and on the densest soft-tissue organ (40..90 HU), and the
+    half of the image on one lung's side (a hemithorax)."""
+    from imagio.segmentation.common import crop_slices
+    from scipy import ndimage
+
+    a = ct.array
+    lungs = _lung_centres(ct)
     out = {f"lung {q}": _cube(ct, c) for q, c in enumerate(lungs)}
     if len(lungs) == 2:
         mid = (lungs[0] + lungs[1]) / 2
@@ -192,6 +201,73 @@ def test_real_t1_mrs_shifted_or_rescaled_into_hu_are_not_cts():
                 why = hu_problem(w)
                 assert why and "does not look like a CT in HU" in why and "MR" in why, (s, name, order, why)
                 assert "HU + 10" not in why and "\n" not in why
+
+
+def _rescaled_into_hu(mr):
+    """{name: Volume}: ``mr`` rescaled as a converter or a user might (new-user trial 101 F2): its
+    1st..99.9th percentiles mapped linearly to -1000..TOP (TOP 600-900, clipped at 1.2 times the
+    range; int16), and piecewise, the 1st / 50th / 99.9th percentiles to -1000 / 40 / 1200 HU (the
+    median tissue made soft tissue). Its fat, brightest on T1, then reads 400-900 HU."""
+    a = mr.array.astype(np.float32)
+    p1, p50, p999 = np.percentile(a, [1, 50, 99.9])
+    out = {f"-1000..{top}": mr.with_array((-1000 + (top + 1000) * np.clip((a - p1) / (p999 - p1), 0, 1.2)).astype(np.int16))
+           for top in (600, 700, 800, 900)}
+    out["piecewise, median 40"] = mr.with_array(np.interp(a, [p1, p50, p999], [-1000, 40, 1200]).astype(np.int16))
+    return out
+
+
+@pytest.mark.data
+def test_real_t1_mrs_rescaled_to_a_top_of_600_to_900_or_piecewise_are_not_cts():
+    """Trial 101 F2: STS_002's and STS_008's T1 MRs (75-114 mm fields, the thigh cut by the field's
+    edge) rescaled to -1000..700/800/900, and STS_010's and STS_022's piecewise one, read "CT in HU:
+    yes" (their fat 400-700 HU under the skin, below the old 700 HU bar; the body composition was not
+    asked of a field with less than half its border in air), and the sarcoma planner then segmented
+    the fat as bone. Now each rescale of the five MRs is named, in one line, as not a CT in HU."""
+    for s in STS:
+        mr = read_image_once(shared_case("sts-sarcoma", f"STS_{s}", "MR_T1_image.nii.gz"))
+        for name, v in _rescaled_into_hu(mr).items():
+            why = hu_problem(v)
+            assert why and "does not look like a CT in HU" in why and "\n" not in why, (s, name, why)
+            assert "MR" in why and "HU + 10" not in why, (s, name, why)
+
+
+@pytest.mark.data
+def test_cut_airways_and_lungs_are_not_room_air_for_the_layer_under_the_skin():
+    """The layer under room air must read as skin and subcutaneous fat, within soft tissue; room air
+    is air outside the body's outline. In the chest CTA's 80 mm cube on the mediastinum a main
+    bronchus cut by the cube's face reaches its border: air, but inside the outline (tissue on both
+    sides of it), and the contrast-filled vessels beside it read 330 HU (refused on 192f444, when the
+    layer was judged under any air reaching the border). That cube, the chest CTA's 75 and 100 mm
+    cubes on the mediastinum and each lung, and the sarcoma CTs as given are CTs in HU."""
+    ct = read_image_once(shared_case("totalsegmentator-chest-cta", "chest_cta.nii.gz"))
+    lungs = _lung_centres(ct)
+    for name, centre in (("lung 0", lungs[0]), ("lung 1", lungs[1]), ("mediastinum", (lungs[0] + lungs[1]) / 2)):
+        for mm in (75.0, 80.0, 100.0):
+            why = hu_problem(_cube(ct, centre, mm))
+            assert why is None or (why.startswith(NO_AIR) and name != "mediastinum"), (name, mm, why)
+    for s in STS:
+        ct = read_image_once(shared_case("sts-sarcoma", f"STS_{s}", "CT_image.nii.gz"))
+        assert hu_problem(ct) is None, s
+
+
+@pytest.mark.data
+def test_plan_refuses_a_rescaled_t1_mr_as_not_a_ct_not_for_bone(tmp_path, capsys):
+    """Trial 101 F2: `imagio plan` of STS_002's T1 MR rescaled to -1000..800 with its tumour mask
+    (--procedure sarcoma-biopsy) exited 2 for "the target point itself lies too close to bone": the
+    MR's fat segmented as bone. Now it says the image does not look like a CT in HU, and writes nothing."""
+    from imagio import io
+
+    mr_path = shared_case("sts-sarcoma", "STS_002", "MR_T1_image.nii.gz")
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"1": "sarcoma_1"}))
+    f = io.write_image(_rescaled_into_hu(read_image_once(mr_path))["-1000..800"], tmp_path / "mr800.nii.gz")
+    argv = ["plan", f, "--labels", mr_path.parent / "MR_T1_mask.nii.gz", "--label-names", names, "--target",
+            "sarcoma_1", "--procedure", "sarcoma-biopsy", "--no-compartments", "--out", tmp_path / "p", "--quiet"]
+    assert main([str(x) for x in argv]) == 2
+    line = _one_line(capsys)
+    assert "does not look like a CT in HU" in line and "MR" in line, line
+    assert "too close to bone" not in line and "margin" not in line, line
+    assert not (tmp_path / "p").exists()
 
 
 def _one_line(capsys):

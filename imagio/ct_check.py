@@ -14,9 +14,11 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   in a lung of a CT angiogram, is not held to the whole body's composition);
 - a T1 MR shifted or rescaled into the HU range, told by its tissue order (`t1_order_problem`:
   muscle reading as lung, nothing as bone, the brightest tissue lining the skin), or read with a
-  gain or a high rescale, told by the layer under the skin reading as cortical bone
-  (`subcutaneous_problem`: its fat as bone; trial 99 F3). Still accepted: a crop of one inside the
-  body (no room air in view). A refused crop narrower than ``judge_min_mm`` is told it may be too
+  gain or a rescale whose top lies above soft tissue, told by the layer under the skin reading
+  denser than any soft tissue (`subcutaneous_problem`: its fat above 200 HU, where a CT shows
+  subcutaneous fat; trials 99 F3, 101 F2), on any field that shows the skin and the air beside it
+  (air outside the body's outline, `outside_body`: not a lung, airway or bowel gas cut by a
+  crop's face). Still accepted: a crop of one inside the body (no room air in view). A refused crop narrower than ``judge_min_mm`` is told it may be too
   small to judge (`too_small_to_judge`).
 
 The image is judged on its axial slices (`axial_view`): the same answer in every storage order.
@@ -55,6 +57,8 @@ MAX_VOXEL_MM = float(_H["max_voxel_mm"])
 MIN_SOFT_OF_BODY = float(_H["min_soft_tissue_of_body_fraction"])  # of the voxels above NOT_AIR_HU
 MIN_BORDER_AIR = float(_H["min_border_air_for_body_composition"])  # whole cross-sections in view
 CORTEX_HU = float(_H["cortical_bone_hu"])
+FAT_HU = tuple(_H["adipose_tissue_hu"])   # subcutaneous fat on CT (Mitsiopoulos 1998)
+LEAN_HU = tuple(_H["lean_tissue_hu"])     # skin, muscle on CT (Mitsiopoulos 1998)
 MIN_CORTEX_ML = float(_H["min_cortical_bone_ml"])
 AERATED_MAX_HU = float(_H["aerated_max_hu"])
 MIN_AERATED = float(_H["min_aerated_fraction"])
@@ -123,17 +127,64 @@ def border_air_fraction(a: np.ndarray) -> float:
     return float(np.mean((f >= AIR_BAND[0]) & (f <= AIR_BAND[1])))
 
 
-def room_air_mask(vol, s: int) -> np.ndarray:
+def body_mask(b: np.ndarray, spacing_kji) -> np.ndarray:
+    """The patient's body on ``b`` (k, j, i, HU; ``spacing_kji`` in mm): bool, the 6-connected
+    regions above -500 HU (tissue; not air, aerated lung, foam pads or mattress) that hold tissue
+    deeper than ``superficial_depth_mm`` (15 mm) from anything below -500 HU: tissue beneath the
+    subcutaneous layer, as a trunk, neck or limb has (each thicker than 30 mm), and a couch shell,
+    a thin pad or a cable has not (LIDC-0001's 40 mm box at the back: the couch's shell, 186 HU,
+    larger there than the piece of the body). Depth by `edt` (the image's faces are not a surface);
+    regions by `cc3d`."""
+    import cc3d
+    import edt
+
+    tissue = b > NOT_AIR_HU
+    if not tissue.any():
+        return tissue
+    deep = edt.edt(np.ascontiguousarray(tissue), anisotropy=tuple(float(x) for x in spacing_kji)) > SUPERFICIAL_MM
+    if not deep.any():
+        return deep
+    lab = cc3d.connected_components(tissue, connectivity=6)
+    ids = np.unique(lab[deep])
+    return np.isin(lab, ids[ids > 0])
+
+
+def outside_body(body: np.ndarray) -> np.ndarray:
+    """Outside the body's outline on each axial slice of ``body`` (bool, k, j, i: `body_mask`):
+    True where a voxel lies outside the in-plane convex hull of the slice's body voxels; every
+    voxel of a slice without any.
+
+    A cross-section of the trunk, neck or a limb is convex or nearly so, and the air around the
+    patient lies outside its hull, while the lungs, airways and bowel gas lie inside it, enclosed
+    by the chest or abdominal wall. In a crop the enclosure may be cut by the crop's faces, yet a
+    cut airway or gas-filled loop still lies between tissue of the same slice (the mediastinum
+    on both sides of a main bronchus): inside the hull of what the crop shows. Air in a concavity
+    of the outline (between the legs, in the axilla) lies inside the hull too and is not counted:
+    the safe side for `subcutaneous_problem`, which reads the layer only under the air outside.
+    Hull of each slice: `segmentation.common.convex_hull_2d` (scikit-image)."""
+    from .segmentation.common import convex_hull_2d
+
+    out = np.ones(body.shape, bool)
+    for k in np.flatnonzero(body.any(axis=(1, 2))):
+        out[k] = ~convex_hull_2d(body[k])
+    return out
+
+
+def room_air_mask(vol, s: int, body: np.ndarray | None = None) -> np.ndarray:
     """Room air on ``vol.array[::s, ::s, ::s]`` (bool, k, j, i): air-band voxels that survive an
     in-plane opening with a disc ``room_air_min_width_mm`` wide (a wide air space, not the noise
     of aerated lung nor a cut segmental bronchus) and are connected to the in-plane border (the
-    first and last row and column of every slice). Empty for a crop inside the patient."""
+    first and last row and column of every slice). With ``body`` (`body_mask` of that strided
+    array), only air outside the body's outline (`outside_body`: not a lung, airway or bowel gas,
+    even cut by a crop's face). Empty for a crop inside the patient."""
     from scipy import ndimage
 
     b = vol.array[::s, ::s, ::s]
     air = (b >= AIR_BAND[0]) & (b <= AIR_BAND[1])
     if b.ndim != 3 or min(b.shape[1:]) < 3 or not air.any():
         return np.zeros(b.shape, bool)
+    if body is not None:
+        air &= outside_body(body)
     sp = np.abs(np.asarray(vol.spacing_kji, float)[1:]) * s
     half = 0.5 * ROOM_AIR_WIDTH_MM
     r = np.maximum(np.round(half / sp).astype(int), 1)
@@ -148,53 +199,64 @@ def room_air_mask(vol, s: int) -> np.ndarray:
     return np.isin(lab, ids[ids > 0])
 
 
-def skin_depth(vol, n: int = 2_000_000):
-    """(s, b, depth) for `t1_order_problem` and `subcutaneous_problem`, or None when no room air
-    is in view (`room_air_mask`): ``s`` the stride, ``b`` = ``vol.array[::s, ::s, ::s]`` (k, j, i,
-    at most about ``n`` voxels), ``depth`` the distance in mm of each voxel of ``b`` from the
-    nearest room air (0 in room air; anisotropic spacing honoured)."""
+def skin_depth(vol, n: int = 2_000_000, outline: bool = False):
+    """(s, b, depth) for `t1_order_problem`, or with ``outline`` (s, b, depth, body) for
+    `subcutaneous_problem`; None when no room air is in view (`room_air_mask`): ``s`` the stride,
+    ``b`` = ``vol.array[::s, ::s, ::s]`` (k, j, i, at most about ``n`` voxels), ``depth`` the
+    distance in mm of each voxel of ``b`` from the nearest room air (0 in room air; anisotropic
+    spacing honoured), with ``outline`` room air only outside the body's outline and ``body``
+    its `body_mask`."""
     from scipy import ndimage
 
     a = vol.array
     s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
-    room = room_air_mask(vol, s)
+    sp = np.abs(np.asarray(vol.spacing_kji, float)) * s
+    body = body_mask(a[::s, ::s, ::s], sp) if outline else None
+    room = room_air_mask(vol, s, body)
     if not room.any():
         return None
-    depth = ndimage.distance_transform_edt(~room, sampling=np.abs(np.asarray(vol.spacing_kji, float)) * s)
-    return s, a[::s, ::s, ::s], depth
+    depth = ndimage.distance_transform_edt(~room, sampling=sp)
+    return (s, a[::s, ::s, ::s], depth) + ((body,) if outline else ())
 
 
-def subcutaneous_problem(vol, skin=None) -> str | None:
-    """Why ``vol`` reads as a T1 MR whose fat is read as bone (one clause), or None. ``vol``: a
-    `Volume` (array k, j, i; spacing in mm); ``skin``: its `skin_depth` when already computed.
+def subcutaneous_problem(vol) -> str | None:
+    """Why ``vol`` reads as a T1 MR whose fat reads above soft tissue (one clause), or None.
+    ``vol``: a `Volume` (array k, j, i; spacing in mm).
 
     The layer under the skin, ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm) beneath room
-    air, is subcutaneous fat on a CT (-150..-50 HU, with skin and muscle: within the soft-tissue
-    band -200..200 HU; bone reaches it only along thin lines: tibia, sternum, spinous processes;
-    beside a cut airway, contrast-filled vessels of 300-500 HU). On a T1 MR it is the brightest
-    tissue: after a gain above 1 or a rescale with a high top (x3 - 1024, -1000..1500) it reads as
-    cortical bone, a shell of bone lining the skin (new-user trial 99 F3). Refused when the median
-    of what is not air there (above -500 HU: not an MR's noise in air, nor the skin's partial
-    volume with air) is at or above ``cortical_bone_hu`` (700 HU) and the layer holds at least
-    ``min_subcutaneous_ml``. None without room air in view (a crop inside the body). Not told from
-    a CT: a head CT whose skull filled most of the layer (refused: the safe side). Sources:
-    ``input_limits.json`` ``hu_check`` (``subcutaneous_reason``, ``subcutaneous_source``)."""
+    air (`skin_depth` with ``outline``: air outside the body's outline, not a lung, airway or bowel
+    gas), read on the patient's body only (`body_mask`: tissue thicker than the layer, not the
+    couch's shell or a pad), is subcutaneous fat on a CT (``adipose_tissue_hu``, -190..-30 HU), with skin, fascia and, in lean
+    patients, muscle (``lean_tissue_hu``, -29..+150 HU): within the soft-tissue band -200..200 HU;
+    bone reaches it only along thin lines (tibia, sternum, spinous processes). On a T1 MR it is
+    the brightest tissue: after a gain above 1 or a rescale whose top lies above soft tissue
+    (-1000..700/800/900, x3 - 1024, a piecewise map of the median tissue to 40 HU) it reads as
+    denser than any soft tissue, even contrast-enhanced (new-user trials 99 F3, 101 F2). Refused
+    when the median of what is not air there (above -500 HU: not an MR's noise in air, nor the
+    skin's partial volume with air) lies above the soft-tissue band (200 HU: more than half of the
+    layer denser than any soft tissue) and the layer holds at least ``min_subcutaneous_ml``. It is
+    the body's composition where it is known on any field that shows the skin and the air beside
+    it, however small or cut by the field's edge (`body_composition` needs whole cross-sections).
+    None without room air in view (a crop inside the body). Not told from a CT: a head CT whose
+    skull filled most of the layer (refused: the safe side). Sources: ``input_limits.json``
+    ``hu_check`` (``subcutaneous_reason``, ``subcutaneous_source``)."""
     if not hasattr(vol, "spacing_kji"):
         return None
-    skin = skin_depth(vol) if skin is None else skin
+    skin = skin_depth(vol, outline=True)
     if skin is None:
         return None
-    s, b, depth = skin
-    layer = (depth > SKIN_MM) & (depth <= SUPERFICIAL_MM) & (b > NOT_AIR_HU)
+    s, b, depth, body = skin
+    layer = (depth > SKIN_MM) & (depth <= SUPERFICIAL_MM) & body
     ml = float(np.count_nonzero(layer)) * float(np.prod(np.abs(vol.spacing))) * s ** 3 / 1000.0
     if ml < MIN_SUBCUT_ML:
         return None
     med = float(np.median(b[layer]))
-    if med < CORTEX_HU:
+    if med <= SOFT_BAND[1]:
         return None
     return (f"the layer {SKIN_MM:g}-{SUPERFICIAL_MM:g} mm under the skin reads {med:.0f} HU (median of {ml:.0f} mL), "
-            f"as cortical bone (at or above {CORTEX_HU:g} HU), where a CT shows subcutaneous fat, skin and muscle "
-            f"({SOFT_BAND[0]:g}..{SOFT_BAND[1]:g} HU): a T1 MR's fat (its brightest tissue, lining the skin) read as if bone")
+            f"denser than any soft tissue (above {SOFT_BAND[1]:g} HU), where a CT shows subcutaneous fat "
+            f"({FAT_HU[0]:g}..{FAT_HU[1]:g} HU), skin and muscle ({LEAN_HU[0]:g}..{LEAN_HU[1]:g} HU): a T1 MR's fat "
+            "(its brightest tissue, lining the skin) rescaled above soft tissue, as if bone")
 
 
 def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str | None:
@@ -217,7 +279,7 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str |
     Read on a strided copy of at most about ``n`` voxels; the distances (`skin_depth`, or ``skin``
     when already computed) are computed only for an image that passes the first two tests (an
     aerated image without bone).
-    Not told from a CT here: a T1 MR whose fat, shifted, reads above 700 HU (`subcutaneous_problem`
+    Not told from a CT here: a T1 MR whose fat, shifted, reads above 200 HU (`subcutaneous_problem`
     and, for a whole cross-section, `body_composition` refuse it), a T1 MR of a region without
     muscle in bulk, and any crop inside the body (no room air in view), since a CT's crop of a lung
     needs no rib. Sources: ``input_limits.json`` ``hu_check``
@@ -372,10 +434,9 @@ def hu_problem(vol) -> str | None:
     # held to it (CI on 75d5afa: the chest CTA's lung cubes, 29-46 % soft tissue, were refused)
     whole = border_air_fraction(a) >= MIN_BORDER_AIR
     if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
-        skin = skin_depth(vol) if hasattr(vol, "spacing_kji") else None
-        t1 = t1_order_problem(vol, inner, skin=skin)
-        # fat read as bone under the skin: no real CT or crop of one shows it, whatever its size
-        fat = None if t1 else subcutaneous_problem(vol, skin)
+        t1 = t1_order_problem(vol, inner)
+        # fat above soft tissue under the skin: no real CT or crop of one shows it, whatever its size
+        fat = None if t1 else subcutaneous_problem(vol)
         if t1 is None and fat is None:
             return None
         return (f"it does not look like a CT in HU: {t1 or fat} (an MR, or values shifted or rescaled); give a CT "
