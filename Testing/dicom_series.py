@@ -84,12 +84,14 @@ def write_series(folder, patient: Patient, positions, row=(1, 0, 0), col=(0, 1, 
                  spacing=(2.5, 2.5), thickness=None, series=None, study=None, slope=1.0, intercept=-1024.0,
                  signed=False, padding=None, image_type="ORIGINAL\\PRIMARY\\AXIAL", description="test",
                  first_instance=1, names=None, gantry_tilt=None, acquisition=None,
-                 patient_position=None, times=None, patient_id=None, study_date=None) -> list[Path]:
+                 patient_position=None, times=None, patient_id=None, study_date=None,
+                 patient_name=None) -> list[Path]:
     """One file per position (LPS mm). ``padding``: (stored value, mask function(j, i) -> bool)
     writes that value outside the scan and sets PixelPaddingValue. ``acquisition``: one
     AcquisitionNumber, or one per position; ``times``: AcquisitionTime (DICOM TM text) per
     position; ``patient_id``: PatientID (and a PatientName from it) instead of the default
-    patient's; ``study_date``: StudyDate (DICOM DA text). Returns the files."""
+    patient's ('' for none); ``patient_name``: PatientName; ``study_date``: StudyDate (DICOM DA
+    text). Returns the files."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     row, col = np.asarray(row, float), np.asarray(col, float)
@@ -104,8 +106,10 @@ def write_series(folder, patient: Patient, positions, row=(1, 0, 0), col=(0, 1, 
     for k, p in enumerate(positions):
         ds = _ds(CT_IMAGE, series, study, first_instance + k)
         ds.ImageType = image_type.split("\\")
-        if patient_id is not None:
-            ds.PatientID, ds.PatientName = patient_id, f"{patient_id}^PATIENT"
+        if patient_id is not None:   # '' leaves the tag empty (an anonymised series)
+            ds.PatientID, ds.PatientName = patient_id, f"{patient_id}^PATIENT" if patient_id else ""
+        if patient_name is not None:
+            ds.PatientName = patient_name
         if study_date is not None:
             ds.StudyDate = study_date
         ds.SeriesDescription = description

@@ -885,3 +885,37 @@ def test_a_folder_with_two_patients_is_refused_not_guessed(tmp_path):
     assert any("covers 20 mm" in w and "1.2.3.9.3 covers 120 mm" in w and "--series 1.2.3.9.3" in w
                for w in warns), warns
     assert any("2 studies" in w and "20260101" in w and "20261201" in w for w in warns), warns
+
+
+def test_patient_names_compared_as_people_write_them_and_anonymised_series_said(tmp_path):
+    """New-user trial 103 F1.1/F1.2: an anonymised series (no PatientID, no PatientName) beside a
+    named patient's series was read with only "the folder holds 2 series"; and 'DOE^JOHN' vs
+    'Doe^John' without IDs, or an ID on one series only with the same name, were refused as two
+    patients. Names compare case- and caret-insensitively, an ID missing on one side compares the
+    names, and a series naming no one beside a named one is said (IMAGIO cannot tell)."""
+    pt = Patient()
+    whole, row, col = axial_positions(n=12, step=5.0)
+    slab, _, _ = axial_positions(n=8, step=2.5, origin=(-68.75, -58.75, 10.0))
+
+    def folder(name, a, b):
+        write_series(tmp_path / name, pt, whole, row, col, series="1.2.3.8.1", names=[f"a{k}.dcm" for k in range(12)], **a)
+        write_series(tmp_path / name, pt, slab, row, col, series="1.2.3.8.2", names=[f"b{k}.dcm" for k in range(8)], **b)
+        return tmp_path / name
+
+    # the same person written two ways: read, not refused
+    for a, b in (({"patient_id": "", "patient_name": "DOE^JOHN"}, {"patient_id": "", "patient_name": "Doe^John"}),
+                 ({"patient_id": "P1", "patient_name": "DOE^JOHN"}, {"patient_id": "", "patient_name": "DOE^JOHN"})):
+        vol, warns = read_warns(folder(f"same{len(list(tmp_path.iterdir()))}", a, b))
+        assert vol.meta["SeriesInstanceUID"] == "1.2.3.8.2", warns
+        assert not any("patient" in w and "another" in w for w in warns), warns
+    # names that differ with no ID to compare: two patients
+    with pytest.raises(InputError, match="2 patients"):
+        io.read_image(folder("two", {"patient_id": "", "patient_name": "DOE^JOHN"},
+                             {"patient_id": "", "patient_name": "ROE^JANE"}))
+    # an anonymised slab beside a named whole scan: read (thinnest), and said
+    vol, warns = read_warns(folder("anon", {"patient_id": "P1"}, {"patient_id": ""}))
+    assert vol.meta["SeriesInstanceUID"] == "1.2.3.8.2"
+    assert any("1.2.3.8.2 names no patient" in w and "PatientID P1" in w for w in warns), warns
+    # the named one asked for: the anonymised one beside it is said
+    vol, warns = read_warns(tmp_path / "anon", series="1.2.3.8.1")
+    assert any("name no patient" in w and "PatientID P1" in w for w in warns), warns

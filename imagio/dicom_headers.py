@@ -428,11 +428,11 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
         if len(hits) > 1:
             _refuse_phases(folder, hits)
         notes = [_derived_note(best)] if best.derived else []
-        others = [who for who in patients if who != _patient(best)]
-        if len(patients) > 1:
+        others = sorted({_patient(s) for s in scan.stacks if _differ(_identity(s), _identity(best))})
+        if others:
             notes.append(f"the folder also holds images of another patient ({'; '.join(others)}): series "
-                         f"{best.key} of {_patient(best) or 'a patient its header does not name'} is read as asked")
-        return best, notes
+                         f"{best.key} of {_patient(best)} is read as asked")
+        return best, notes + _unnamed_notes(best, scan.stacks)
     if len(patients) > 1:
         # a PACS export or CD folder with another patient's images (new-user trial 102 F1: a
         # thin slab of another patient was read over the whole chest, said only as "2 series")
@@ -464,26 +464,68 @@ def choose_stack(scan: FolderScan, folder: Path, series: str | None) -> tuple[St
                   f"slice positions "
                   f"{best.label()}; others: {_listing([s for s in scan.stacks if s is not best])}. "
                   "Pass --series UID to read another"] + _coverage_notes(best, scan.stacks) + \
-        _study_notes(best, scan.stacks) + notes
+        _study_notes(best, scan.stacks) + _unnamed_notes(best, scan.stacks) + notes
+
+
+def _identity(s: Stack) -> tuple[str, str]:
+    """(PatientID (0010,0020), PatientName (0010,0010) in capitals with its '^' and blanks as one
+    blank) of a stack's first image; '' for an absent or empty one."""
+    t = s.first.tags
+    name = " ".join(t.get("PatientName", "").replace("^", " ").upper().split())
+    return t.get("PatientID", "").strip(), name
+
+
+def _differ(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Two `_identity`s that name different patients: both IDs given and unequal, or (an ID
+    missing on one side) both names given and unequal ('DOE^JOHN' = 'Doe^John'). Nothing to
+    compare (an anonymised series) is not a difference (`_unnamed_notes` says it)."""
+    if a[0] and b[0]:
+        return a[0] != b[0]
+    return bool(a[1] and b[1] and a[1] != b[1])
 
 
 def _patient(s: Stack) -> str:
-    """Who a stack's images are of: 'PatientID X' (0010,0020), else 'PatientName Y' (0010,0010),
-    else '' (anonymised without either)."""
+    """Who a stack's images are of, in words: 'PatientID X' (0010,0020), else 'PatientName Y'
+    (0010,0010), else 'a patient its header does not name'."""
     t = s.first.tags
-    if t.get("PatientID"):
-        return f"PatientID {t['PatientID']}"
-    return f"PatientName {t['PatientName']}" if t.get("PatientName") else ""
+    if t.get("PatientID", "").strip():
+        return f"PatientID {t['PatientID'].strip()}"
+    if t.get("PatientName", "").strip():
+        return f"PatientName {t['PatientName'].strip()}"
+    return "a patient its header does not name"
 
 
 def _by_patient(stacks: list[Stack]) -> dict[str, list[Stack]]:
-    """The stacks of each named patient ('PatientID X' or 'PatientName Y'); stacks naming no one
-    are left out (an anonymised series cannot be told apart by its header)."""
-    by: dict[str, list[Stack]] = {}
-    for s in stacks:
-        if _patient(s):
-            by.setdefault(_patient(s), []).append(s)
-    return by
+    """The stacks of each patient, by `_patient`'s words, when the folder holds stacks of more
+    than one patient (`_differ`); {} otherwise. A stack that names no one joins no group."""
+    ids = [_identity(s) for s in stacks]
+    if not any(_differ(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]):
+        return {}
+    groups: list[tuple[tuple[str, str], list[Stack]]] = []
+    for s, who in zip(stacks, ids):
+        if not (who[0] or who[1]):
+            continue
+        g = next((g for g in groups if not _differ(g[0], who)), None)
+        if g is None:
+            groups.append((who, [s]))
+        else:
+            g[1].append(s)
+    return {_patient(ss[0]): ss for _, ss in groups}
+
+
+def _unnamed_notes(best: Stack, stacks: list[Stack]) -> list[str]:
+    """A note when, of the stack read and the others, one side names a patient and the other names
+    no one (an anonymised series beside a named one; new-user trial 103 F1.1): IMAGIO cannot tell
+    whether they are one patient."""
+    unnamed = [s for s in stacks if not any(_identity(s))]
+    named = [s for s in stacks if any(_identity(s))]
+    if not unnamed or not named:
+        return []
+    if best in unnamed:
+        return [f"series {best.key} names no patient (no PatientID or PatientName: anonymised?) beside the series "
+                f"of {_patient(named[0])}: check it is the patient you mean"]
+    return [f"{len(unnamed)} other series name no patient (anonymised?) beside the series read, of {_patient(best)}: "
+            "IMAGIO cannot tell whether they are of the same patient"]
 
 
 def _extent_mm(s: Stack) -> float:
