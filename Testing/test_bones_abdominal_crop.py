@@ -78,3 +78,44 @@ def test_thigh_has_no_vertebra_or_rib(case):
     written = {n for n, m in masks.items() if m is not None and m.any()}
     assert not written & {"vertebrae", "ribs", "costal_cartilages", "lung_left", "lung_right"}, written
     assert masks["bone"].any()
+
+
+# new-user trial 103 F3.1: dense foci the rib rule named 'ribs' in crops of the full example CT
+# (RAS mm: a calcification beside the right iliac wing, 336 HU; a focus inside the left kidney,
+# 425-546 HU), with 0.08 mL of 'costal_cartilages' round the first
+TRIAL_FOCI_RAS = [(67.8, 171.7, 236.4), (-80.6, 133.0, 330.0), (-80.3, 138.9, 333.7)]
+
+
+@pytest.mark.parametrize("crop", ["lumbar", "upper", "oblique"])
+def test_a_compact_dense_focus_is_not_a_rib(crop):
+    """Without lungs in view a rib is a long bar (Gray's Anatomy; cross-section 5-15 mm,
+    Holcombe 2023): a kidney stone or a pelvic calcification is not, and stays 'bone'.
+    Independent check: scikit-image's inertia-ellipse axes of each 'ribs' piece (major at least
+    twice the minor: a bar), and the trial's foci not labelled rib or cartilage. Crops of the full
+    example CT as the trial made them (slices 40-80, 55-95; and 20-80 on a grid turned 20 deg
+    about L-R, its first axis reversed, 2.2 x 3 x 4 mm)."""
+    import SimpleITK as sitk
+    from skimage.measure import label, regionprops
+
+    from conftest import resample_rotated
+
+    img = sitk.ReadImage(str(shared_case("totalsegmentator-example", "example_ct.nii.gz")))
+    if crop == "oblique":
+        img, _ = resample_rotated(img[:, :, 20:80], img[:, :, 20:80] * 0, 20.0, 0.0, (2.2, 3.0, 4.0), -1024,
+                                  flip_first=True)
+    else:
+        img = img[:, :, 40:80] if crop == "lumbar" else img[:, :, 55:95]
+    ct = io.volume_from_sitk(img, crop)
+    masks, _ = rules.segment_masks(ct, ["body", "lungs", "bones"], lungs_optional=True)
+    ribs = masks.get("ribs")
+    cart = masks.get("costal_cartilages")
+    sp = tuple(float(s) for s in ct.spacing_kji)
+    if ribs is not None and ribs.any():
+        for r in regionprops(label(ribs, connectivity=3), spacing=sp):
+            assert r.axis_major_length >= 2.0 * r.axis_minor_length, (r.area, r.axis_major_length, r.axis_minor_length)
+    for p in TRIAL_FOCI_RAS:
+        kji = np.rint(ct.world_to_kji(np.asarray(p, float)[None])[0]).astype(int)
+        if np.all(kji >= 0) and np.all(kji < ct.shape):
+            near = tuple(slice(max(int(a) - 2, 0), int(a) + 3) for a in kji)
+            for m in (ribs, cart):
+                assert m is None or not m[near].any(), (crop, p)

@@ -1846,8 +1846,10 @@ def wall_rib_pieces(ct: Volume, rest: np.ndarray, midline: float) -> np.ndarray:
     anteriorly around the body wall; the tips of the lumbar transverse processes, left outside
     the spine's corridor, are thin too: the TotalSegmentator example's L1-L4 gave pieces of
     0.2-1.0 mL at 36-54 mm, median 37-42 mm, named ribs with the corridor's half-width as the bound;
-    none crosses the midline, which the xiphoid and the sternum hold), and it is at least
-    ``RIB_MIN_ML``. Without the lungs the pleura does
+    none crosses the midline, which the xiphoid and the sternum hold), it is a bar: at least
+    ``rib_min_length_mm`` (segmentation_rules.json) along its own first principal axis
+    (`_principal_extent_mm`; a renal stone or a pelvic calcification is compact: new-user trial
+    103 F3.1), and it is at least ``RIB_MIN_ML``. Without the lungs the pleura does
     not place them; the column in view (the caller's condition) says that the view is of the
     trunk, and the ribs are the only thin bars of bone lateral to it in the body wall between the
     lung bases and the iliac crests (Gray's Anatomy, 42nd ed., "Chest wall", "Abdominal wall").
@@ -1867,11 +1869,39 @@ def wall_rib_pieces(ct: Volume, rest: np.ndarray, midline: float) -> np.ndarray:
     lateral = np.bincount(lab[side], minlength=n + 1) >= 0.5 * cnt
     keep = ~thick & lateral & (cnt * ct.voxel_volume_ml >= RIB_MIN_ML)
     keep[0] = False
+    keep &= _principal_extent_mm(ct, lab, keep) >= rule("rib_min_length_mm")   # a bar, not a dense focus
     ribs = keep[lab]
     box = bbox_slices(ribs, RIB_MAX_RADIUS_MM + COMMON_RESOLUTION_MM, sk)
     if box is not None:
         ribs[box] &= ~solid_organ_pieces(ribs[box], ct.array[box] >= BONE_LOW_HU, sk)
     return ribs
+
+
+def _principal_extent_mm(ct: Volume, lab: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """[n + 1] mm: for each label of ``lab`` ([k, j, i] int, 0 background) flagged in ``which``
+    ([n + 1] bool), the extent of its voxel centres (world mm) along its own first principal axis
+    (the eigenvector of the largest eigenvalue of their covariance); 0 for the others. A bar's
+    length, a compact blob's diameter."""
+    out = np.zeros(len(which))
+    ids = np.flatnonzero(which)
+    if not len(ids):
+        return out
+    sel = which[lab]
+    pts = ct.kji_to_world(np.argwhere(sel).astype(float))
+    li = np.searchsorted(ids, lab[sel])
+    n = np.bincount(li, minlength=len(ids)).astype(float)
+    mean = np.stack([np.bincount(li, pts[:, a], len(ids)) for a in range(3)], 1) / n[:, None]
+    d = pts - mean[li]
+    cov = np.stack([np.stack([np.bincount(li, d[:, a] * d[:, b], len(ids)) for b in range(3)], 1)
+                    for a in range(3)], 1) / n[:, None, None]
+    axis = np.linalg.eigh(cov)[1][:, :, -1]   # (m, 3): the largest eigenvalue's eigenvector
+    t = np.einsum("ij,ij->i", d, axis[li])
+    hi = np.full(len(ids), -np.inf)
+    lo = np.full(len(ids), np.inf)
+    np.maximum.at(hi, li, t)
+    np.minimum.at(lo, li, t)
+    out[ids] = hi - lo
+    return out
 
 
 CLAVICLE_BELOW_APEX_MM = rule("clavicle_below_apex_mm")  # the clavicle's level (segmentation_rules.json)
