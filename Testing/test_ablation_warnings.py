@@ -586,3 +586,14 @@ def test_the_mediastinum_is_not_added_to_a_context_on_another_grid():
     moved[:3, 3] += (4.0, 0.0, 0.0)
     other = Volume(lab.array, moved, "l", lab.labels)
     assert not add_mediastinum(AblationContext(other, 5), prob)
+
+
+def test_a_tumour_nearly_covered_is_never_said_100_percent_on_any_summary_line():
+    """New-user trial 103 F5.2: the plan's and the demo's one-line summaries said "tumour covered
+    100.0%" at 99.979 % (the surface 0.8 mm outside the zone), rounding hiding the miss; the
+    report already wrote ">99.9". Every line now uses the report's rule."""
+    from imagio.demo_summary import _ablation_line
+
+    line = _ablation_line("liver_tumor_1", {"tumour_covered_pct": 99.979, "mam_mm": -0.8})
+    assert "tumour covered >99.9 %" in line and "100.0" not in line, line
+    assert "tumour covered 100.0 %" in _ablation_line("t", {"tumour_covered_pct": 100.0, "mam_mm": 5.2})

@@ -45,7 +45,9 @@ def _ablation_line(name: str, a: dict) -> str:
     mam = f", minimal ablative margin {a['mam_mm']:.1f} mm" if a.get("mam_mm") is not None else ""
     bound = f" (lower bound {a['lower_bound']})" if a.get("lower_bound") is not None else ""
     cov = a.get("tumour_covered_pct")
-    cov = f", tumour covered {cov:.1f} %" if cov is not None else ""
+    from .report import percent_covered
+
+    cov = f", tumour covered {percent_covered(cov)} %" if cov is not None else ""
     g = a.get("guaranteed_margin_mm")
     g = f" (guaranteed on the analysis grid: {g:.1f} mm)" if g is not None else ""
     from .planning.ablation.commands import hollow_viscus_clause

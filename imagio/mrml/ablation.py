@@ -82,6 +82,7 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
         c, get = plan.coverage, getattr
         device, setting, probes, lower = plan.device, plan.setting, plan.probes, plan.lower_bound
     from ..planning.ablation.commands import hollow_viscus_verdict, setting_choice_words
+    from ..report import percent_covered
 
     note = plan.get("hollow_viscus") if isinstance(plan, dict) else plan.hollow_viscus
     ells = plan.get("zones") or [] if isinstance(plan, dict) else plan.zones
@@ -93,7 +94,7 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
             *[("zone length x diameter mm", f"{a} x {b}") for a, b in sizes],
             *([("setting chosen by IMAGIO", w)] if (w := setting_choice_words(note, device)) else []),
             ("probes", str(len(probes))),
-            ("tumour covered %", f"{get(c, 'tumour_covered_pct'):.1f}")]
+            ("tumour covered %", percent_covered(get(c, 'tumour_covered_pct')))]
     rows += [(f"tumour + {m:g} mm covered %", f"{v:.1f}") for m, v in margins.items()]
     tol = c.get("outline_tolerance_mm", 0.0) if isinstance(c, dict) else getattr(c, "outline_tolerance_mm", 0.0)
     rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + f"{get(c, 'mam_mm'):.1f}"),

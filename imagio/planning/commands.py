@@ -351,8 +351,10 @@ def cmd_plan(args) -> int:
         sp = abl["single_probe"][0]
         c = sp["coverage"]
         bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
+        from ..report import percent_covered
+
         print(f"ablation {abl['device']} {sp.get('setting') or abl['setting']} on the best path: tumour covered "
-              f"{c['tumour_covered_pct']:.1f}%, minimal ablative margin {c['mam_mm']:.1f} mm"
+              f"{percent_covered(c['tumour_covered_pct'])}%, minimal ablative margin {c['mam_mm']:.1f} mm"
               + (f" (NOT VERIFIABLE: {c['criteria']['minimal_ablative_margin']['not_verifiable']})"
                  if c["criteria"]["minimal_ablative_margin"].get("met", True) is None else "")
               + (f" (verifiable on the image: {c['unimaged']['verifiable_margin_mm']:.1f} mm)"

@@ -121,7 +121,9 @@ def ablation_text(device: str, setting: str, coverage, note: str = "") -> str:
     m5 = c.margin_covered_pct.get(5.0)
     mam = c.criteria["minimal_ablative_margin"]["met"]
     hv = hollow_viscus_words(c.criteria.get("no_hollow_viscus"))
-    return (f"{device} {setting}: tumour covered {c.tumour_covered_pct:.1f}%"
+    from ..report import percent_covered
+
+    return (f"{device} {setting}: tumour covered {percent_covered(c.tumour_covered_pct)}%"
             + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
             + f"; minimal ablative margin {c.mam_mm:.1f} mm"
             + (" (not verifiable: past the image)" if mam is None else "" if mam else " (below 5 mm)")
