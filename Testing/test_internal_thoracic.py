@@ -239,3 +239,24 @@ def test_a_plans_warnings_read_the_label_maps_region_once(ph, monkeypatch):
              for x in costal_warnings(p.problem, n, m.entry_ras, m.target_ras)
              + internal_thoracic_warnings(p.problem, n, m.entry_ras, m.target_ras)]
     assert mine == alone
+
+
+def test_a_bone_speck_at_the_lateral_wall_is_not_the_sternum():
+    """New-user trial 103 F4.1: a one-voxel 'bone' speck of the rule-based segmentation at the
+    lateral chest wall was taken for the sternum ("12-15 mm from the sternum" at a mid-axillary
+    entry 136 mm from the midline). A piece smaller than
+    ``warnings.internal_thoracic_sternum_min_ml`` is not the sternum; the sternum itself still is."""
+    from conftest import rotation
+
+    min_ml = float(load_defaults()["warnings"]["internal_thoracic_sternum_min_ml"])
+    lab = _chest_wall(rotation((1, -2, 3), 18.0), (0.9, 1.3, 2.0), "bone")
+    arr = lab.array.copy()
+    speck = np.rint(lab.world_to_kji(np.array([[120.0, 205.0, 652.0]]))[0]).astype(int)   # lateral, in front
+    arr[tuple(speck)] = ST
+    lab = lab.with_array(arr, labels=dict(lab.labels))
+    e, t = np.array([128.0, 250.0, 652.0]), np.array([128.0, 120.0, 652.0])   # 8 mm from the speck, 113 from the sternum
+    assert parasternal_run(lab, e, t, ZONE) is not None        # the speck, without the size rule
+    assert parasternal_run(lab, e, t, ZONE, min_ml=min_ml) is None
+    e, t = np.array([30.0, 250.0, 652.0]), np.array([30.0, 120.0, 652.0])     # 15 mm from the sternum
+    run = parasternal_run(lab, e, t, ZONE, min_ml=min_ml)
+    assert run is not None and abs(run[0] - _own_distance(lab, e, t)) <= 1.0

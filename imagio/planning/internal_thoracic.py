@@ -30,13 +30,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def parasternal_run(labels, entry_ras, target_ras, zone_mm: float, target_value: int = 0, reg=None):
+def parasternal_run(labels, entry_ras, target_ras, zone_mm: float, target_value: int = 0, reg=None,
+                    min_ml: float = 0.0):
     """(closest distance, mm, from the track's anterior chest-wall samples to the sternum; the RAS mm
     of that sample; mm of the track within ``zone_mm`` of the sternum) for the track entry ->
     target (RAS mm) on the label map ``labels`` (`Volume` with names), or None when no wall sample
     lies within ``zone_mm`` of a sternum voxel (or the map holds no sternum and ribs: no anterior
-    chest wall known). ``reg``: the map's `cartilage._Region` when the caller has it. Vectorised
-    over the samples (one KD-tree query)."""
+    chest wall known). ``reg``: the map's `cartilage._Region` when the caller has it. ``min_ml``:
+    sternum pieces (26-connected, within the box of the wall samples + the zone) smaller than this
+    are not the sternum (a speck of 'bone'; ``warnings.internal_thoracic_sternum_min_ml``).
+    Vectorised over the samples (one KD-tree query)."""
     from scipy.spatial import cKDTree
 
     from .ablation.zones import box_of
@@ -56,6 +59,13 @@ def parasternal_run(labels, entry_ras, target_ras, zone_mm: float, target_value:
     a, b = box_of(labels.ijk_to_ras, labels.shape, P.min(0) - zone_mm, P.max(0) + zone_mm, pad_vox=0)
     box = labels.array[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
     st = reg.is_st[np.minimum(box, reg.lut_n - 1)] & (box < reg.lut_n)
+    if st.any() and min_ml > 0:
+        import cc3d
+
+        lab, n = cc3d.connected_components(st, connectivity=26, return_N=True)
+        big = np.bincount(lab.ravel(), minlength=n + 1) * labels.voxel_volume_ml >= min_ml
+        big[0] = False
+        st = big[lab]
     if not st.any():
         return None
     pts = labels.kji_to_world((np.argwhere(st) + a).astype(float))
@@ -84,7 +94,8 @@ def internal_thoracic_warnings(problem, n: int, entry_ras, target_ras, phase: di
     zone = float(load_defaults()["warnings"]["internal_thoracic_zone_mm"])
     phase = {} if phase is None else phase
     run = parasternal_run(problem.labels, entry_ras, target_ras, zone, int(problem.target.value or 0),
-                          region_of(problem.labels, phase))
+                          region_of(problem.labels, phase),
+                          float(load_defaults()["warnings"]["internal_thoracic_sternum_min_ml"]))
     if run is None:
         return []
     d, at, mm = run
