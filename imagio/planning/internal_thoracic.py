@@ -91,11 +91,12 @@ def internal_thoracic_warnings(problem, n: int, entry_ras, target_ras, phase: di
     from .cartilage import region_of
     from .problem import contrast_phase, load_defaults
 
-    zone = float(load_defaults()["warnings"]["internal_thoracic_zone_mm"])
+    w = load_defaults()["warnings"]
+    zone = float(w["internal_thoracic_zone_mm"])
     phase = {} if phase is None else phase
     run = parasternal_run(problem.labels, entry_ras, target_ras, zone, int(problem.target.value or 0),
                           region_of(problem.labels, phase),
-                          float(load_defaults()["warnings"]["internal_thoracic_sternum_min_ml"]))
+                          float(w["internal_thoracic_sternum_min_ml"]))
     if run is None:
         return []
     d, at, mm = run

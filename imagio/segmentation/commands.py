@@ -78,7 +78,7 @@ def cmd_lesion(args) -> int:
     try:
         mask, meas = segment_lesion(ct, point, organ=organ, kind=args.kind, include=add, exclude=remove,
                                     progress=printer(args.quiet))
-    except (InputError, ImagioError) as e:
+    except ImagioError as e:   # InputError among them
         hint = _mirrored_frame_hint(ct, point, organ, args.kind, args.lps)
         if hint:
             raise type(e)(f"{e}; {hint}") from None
@@ -107,15 +107,15 @@ def _mirrored_frame_hint(ct, point, organ, kind, lps: bool) -> str:
     fat and said only "not inside a distinct lesion"). '' otherwise."""
     import numpy as np
 
+    from ..coords import lps_to_ras
     from .lesion import segment_lesion
 
-    other = np.asarray(point, float) * np.array([-1.0, -1.0, 1.0])
-    kji = ct.world_to_kji(other[None])[0]
-    if np.any(kji < -0.5) or np.any(kji > np.asarray(ct.shape) - 0.5):
+    other = lps_to_ras(point)   # the mirrored reading: the same flip of R and A either way
+    if not bool(np.all(ct.contains_world(other[None]))):
         return ""
     try:
         mask, meas = segment_lesion(ct, other, organ=organ, kind=kind)
-    except (InputError, ImagioError):
+    except ImagioError:
         return ""
     if not mask.any():
         return ""
