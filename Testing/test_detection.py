@@ -1298,3 +1298,6 @@ def test_how_the_ct_was_read_travels_with_the_detection_files(tmp_path):
     import html as _html
 
     assert all(_html.escape(w) in html for w in read)
+    # trial 103 F2.1: in the Scan table beside the headline, not only in the Warnings at the end
+    scan_table = html.split("<h2>Scan</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "how the CT was read" in scan_table and all(_html.escape(w) in scan_table for w in read)

@@ -206,6 +206,11 @@ def read_series(folder, series: str | None = None) -> tuple[np.ndarray, np.ndarr
             what.append(f"{len(g.gaps)} gap(s) of missing slices interpolated (widest {max(x for _, x in g.gaps):.1f} mm, "
                         f"nominal step {g.step:.2f} mm)")
             report["gaps_mm"] = [round(x, 2) for _, x in g.gaps]
+            # where: the acquired slices on either side of each gap, as depths along the slice normal
+            # (LPS): every voxel between them holds interpolated values (`interpolated_slabs.crossing_note`)
+            report["gap_slabs_lps"] = [{"normal": [round(float(v), 6) for v in s0.normal],
+                                        "depth_mm": [round(float(g.depth[k]), 3), round(float(g.depth[k + 1]), 3)]}
+                                       for k, _ in g.gaps]
         if g.nonuniform:
             steps = np.diff(g.depth)
             what.append(f"non-uniform slice spacing ({steps.min():.2f}..{steps.max():.2f} mm) made regular")

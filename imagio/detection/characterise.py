@@ -710,6 +710,7 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     the storage given: `pipeline.scan_findings` gives it the RAS-canonical one, so that the
     result does not depend on how the world image is stored.
     """
+    from ..interpolated_slabs import crossing_note
     from ..segmentation.common import as_progress
     from ..segmentation.lungs import midline_or_lungs_centre, midline_x
     from ..stratification.screening import detected_inputs, risk_key, stratify
@@ -785,6 +786,9 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                  smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2),
                  in_plane_mm=round(in_plane_mm, 3),   # the diameter's own uncertainty (lung_rads at_size_cut)
                  size_uncertain=uncertain, type_alternative=alt_type, **loc)
+        gap = crossing_note(ct, mask)   # new-user trial 103 F2.1: which nodule rests on interpolated slices
+        if gap:
+            warn = [*warn, gap]
         why = not_assessable(ct, cand, mask, meas, clipped)
         if why:
             d["not_assessable"], d["not_assessable_kind"] = why[1], why[0]

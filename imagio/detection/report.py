@@ -549,6 +549,8 @@ def build_screening_report(doc: dict, ct: Volume, lungs: np.ndarray, masks: list
                                         f"; given: {'yes' if emph['given'] else 'no'} (used for Brock)")
               if emph else "-"),
              ("patient", ", ".join(f"{k} {v}" for k, v in doc.get("patient", {}).items()) or "not given (Brock/Mayo refused)")]
+    if doc.get("input_warnings"):   # trial 103 F2.1: beside the headline, not only at the PDF's end
+        facts.append(("how the CT was read", " | ".join(doc["input_warnings"])))
     actionable = [d for d in main if _category(d) in ACTIONABLE]
     when = f"{_dt.datetime.now():%Y-%m-%d %H:%M}"
     # HTML

@@ -1,0 +1,141 @@
+"""Which outline rests on slices the DICOM reader interpolated across a gap (new-user trial 103
+F2.1): the gap's warning was on every nodule row alike, while one nodule crossed the
+interpolated slices. The slab is checked against the written slice positions (independently of
+the reader), on an oblique series, after reorientation, and on a real LIDC slab with the slice
+through the readers' nodule left out."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import shared_case
+from dicom_series import THRESHOLD, Patient, write_series
+
+from imagio import cli, io
+from imagio.interpolated_slabs import crossing_note, gap_slabs
+from imagio.volume import as_ras_canonical, unreorient_array
+
+
+def _oblique_series(folder, drop_at_marker: bool):
+    """An oblique series (rows/columns rotated 20 deg about two axes) of a 1.25 mm step with the
+    two slices nearest the marker left out when ``drop_at_marker`` (else two slices 30 mm away:
+    a 3.75 mm gap, under the 5 mm the reader interpolates across).
+    Returns (patient, unit normal LPS, the acquired depths along it)."""
+    a, b = np.radians(20), np.radians(12)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    rot = rx @ rz
+    row, col = rot[:, 0], rot[:, 1]
+    n = np.cross(row, col)
+    pat = Patient(marker_lps=(8.0, -4.0, 20.0), radius=8.0)
+    origin = pat.marker - 30 * row - 30 * col - 40 * n
+    depths = origin @ n + 1.25 * np.arange(60)
+    k_marker = int(np.argmin(np.abs(depths - pat.marker @ n)))
+    k_drop = k_marker if drop_at_marker else k_marker - 24
+    keep = [k for k in range(60) if k not in (k_drop, k_drop + 1)]
+    write_series(folder, pat, [origin + 1.25 * k * n for k in keep], row=row, col=col, rows=26, cols=26,
+                 spacing=(2.5, 2.5))
+    return pat, n, depths[keep]
+
+
+def _marker_mask(vol, pat):
+    """The marker's voxels on the read grid: inside its sphere (world distance) and above half way."""
+    kji = np.indices(vol.shape).reshape(3, -1).T
+    ras = vol.ijk_to_world(kji[:, ::-1].astype(float))
+    near = np.linalg.norm(ras - pat.marker_ras, axis=1) < pat.radius
+    return (near & (vol.array.reshape(-1) > THRESHOLD)).reshape(vol.shape)
+
+
+@pytest.mark.parametrize("at_marker", [True, False])
+def test_the_outline_that_crosses_a_gap_is_told_and_only_it(tmp_path, at_marker):
+    pat, n_lps, acquired = _oblique_series(tmp_path / "s", at_marker)
+    vol = io.read_dicom_series(tmp_path / "s")
+    assert any("gap" in w for w in vol.warnings), vol.warnings      # the reader interpolated a gap
+    slabs = gap_slabs(vol)
+    assert len(slabs) == 1
+    n_ras, lo, hi = slabs[0]
+    # independent: the gap lies between two written slices 7.5 mm apart, along the written normal
+    steps = np.diff(acquired)
+    k = int(np.argmax(steps))
+    assert steps[k] == pytest.approx(3.75, abs=0.01)
+    assert (lo, hi) == pytest.approx((acquired[k], acquired[k + 1]), abs=0.01)
+    assert n_ras == pytest.approx(n_lps * [-1, -1, 1], abs=1e-5)
+    mask = _marker_mask(vol, pat)
+    assert mask.sum() > 50
+    ras = vol.ijk_to_world(np.argwhere(mask)[:, ::-1].astype(float))
+    crosses = bool(np.any(((ras @ n_ras) > lo + 0.1) & ((ras @ n_ras) < hi - 0.1)))
+    assert crosses == at_marker   # the set-up: the marker spans the gap only when the gap is at it
+    note = crossing_note(vol, mask)
+    assert bool(note) == at_marker, note
+    if at_marker:
+        assert "3.8 mm gap" in note and "interpolated" in note
+    # the same answer on the RAS-canonical storage (what detection runs on)
+    can, perm, flip = as_ras_canonical(vol)
+    from imagio.volume import reorient_array
+
+    assert crossing_note(can, reorient_array(mask, perm, flip)) == note
+    assert np.array_equal(unreorient_array(reorient_array(mask, perm, flip), perm, flip), mask)
+
+
+def test_no_slab_without_a_gap(tmp_path):
+    pat = Patient(radius=8.0)
+    write_series(tmp_path / "s", pat, [(0.0, 0.0, 5.0 + 2.5 * k) for k in range(12)], rows=24, cols=24)
+    vol = io.read_dicom_series(tmp_path / "s")
+    assert gap_slabs(vol) == []
+    assert crossing_note(vol, np.ones(vol.shape, bool)) == ""
+
+
+def _lidc_series_without(folder, drop_lps_z: float):
+    """The LIDC-IDRI-0001 slab written as an axial DICOM series (one file per slice, its own
+    geometry) without the slice nearest ``drop_lps_z`` (LPS z, mm). Returns that slice's z."""
+    sitk = pytest.importorskip("SimpleITK")
+    from pydicom.uid import generate_uid
+
+    ct = sitk.ReadImage(str(shared_case("lidc-slabs", "LIDC-IDRI-0001_slab.nii.gz")))
+    arr = sitk.GetArrayFromImage(ct).astype(np.int16)
+    zs = np.array([ct.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in range(arr.shape[0])])
+    drop = int(np.argmin(np.abs(zs - drop_lps_z)))
+    folder.mkdir()
+    series, study, frame = generate_uid(), generate_uid(), generate_uid()
+    d = ct.GetDirection()
+    w = sitk.ImageFileWriter()
+    w.KeepOriginalImageUIDOn()
+    for k in range(arr.shape[0]):
+        if k == drop:
+            continue
+        sl = sitk.GetImageFromArray(arr[k:k + 1])
+        p = ct.TransformIndexToPhysicalPoint((0, 0, k))
+        sl.SetSpacing(ct.GetSpacing())
+        sl.SetOrigin(p)
+        sl.SetDirection(d)
+        for tag, v in {"0008|0060": "CT", "0010|0020": "L1", "0010|0010": "LIDC^1", "0020|000d": study,
+                       "0020|000e": series, "0020|0052": frame, "0008|0018": generate_uid(),
+                       "0020|0013": str(k + 1), "0020|0032": "\\".join(f"{x:.4f}" for x in p),
+                       "0020|0037": "\\".join(f"{x:.6f}" for x in d[0:7:3] + d[1:8:3]),
+                       "0028|1052": "0", "0028|1053": "1", "0008|0008": "ORIGINAL\\PRIMARY\\AXIAL",
+                       "0008|0016": "1.2.840.10008.5.1.4.1.1.2"}.items():
+            sl.SetMetaData(tag, v)
+        w.SetFileName(str(folder / f"{k:03d}.dcm"))
+        w.Execute(sl)
+    return float(zs[drop]), float(np.median(np.diff(zs)))
+
+
+def test_detect_tells_the_nodule_measured_across_the_missing_slice(tmp_path):
+    reads = shared_case("lidc-slabs", "nodule_reads.csv")
+    rows = [r for r in csv.DictReader(open(reads)) if r["patient"] == "LIDC-IDRI-0001"]
+    centre = np.mean([[float(r[f"centre_lps_{a}"]) for a in "xyz"] for r in rows], axis=0)
+    z_drop, step = _lidc_series_without(tmp_path / "dcm", centre[2])
+    out = tmp_path / "det"
+    assert cli.main(["detect", str(tmp_path / "dcm"), "--out", str(out), "--quiet"]) == 0
+    doc = json.loads((out / "candidates.json").read_text())
+    assert any("gap" in w for w in doc["input_warnings"]), doc["input_warnings"]
+    table = list(csv.DictReader(open(out / "nodules.csv")))
+    note = "crosses slices interpolated"
+    # the readers' nodule (its row within 5 mm of their centre) crosses the gap and is told
+    near = [r for r in table if np.linalg.norm([float(r[f"{a}"]) - c for a, c in zip(("coordX", "coordY", "coordZ"), centre)]) < 5]
+    assert near, [(r["coordX"], r["coordY"], r["coordZ"]) for r in table]
+    assert all(note in r["warnings"] for r in near)
+    # independent: a row whose whole extent (its long axis around its centre) lies a slice away
+    # from the gap (the acquired neighbours at z_drop +/- step) cannot cross it, and is not told
+    far = [r for r in table if r["long_axis_mm"] and abs(float(r["coordZ"]) - z_drop) > float(r["long_axis_mm"]) / 2 + step]
+    assert far and not any(note in r["warnings"] for r in far)
