@@ -139,3 +139,20 @@ def test_detect_tells_the_nodule_measured_across_the_missing_slice(tmp_path):
     # from the gap (the acquired neighbours at z_drop +/- step) cannot cross it, and is not told
     far = [r for r in table if r["long_axis_mm"] and abs(float(r["coordZ"]) - z_drop) > float(r["long_axis_mm"]) / 2 + step]
     assert far and not any(note in r["warnings"] for r in far)
+
+
+
+def test_the_one_click_lesion_says_it_was_measured_across_the_gap(tmp_path):
+    """`imagio lesion` (the measurement every caller uses) carries the note on the DICOM series
+    missing the slice through the nodule, and not on the complete slab."""
+    from imagio.segmentation.lesion import segment_lesion
+
+    reads = shared_case("lidc-slabs", "nodule_reads.csv")
+    rows = [r for r in csv.DictReader(open(reads)) if r["patient"] == "LIDC-IDRI-0001"]
+    centre = np.mean([[float(r[f"centre_lps_{a}"]) for a in "xyz"] for r in rows], axis=0)
+    _lidc_series_without(tmp_path / "dcm", centre[2])
+    for vol, told in ((io.read_dicom_series(tmp_path / "dcm"), True),
+                      (io.read_image(shared_case("lidc-slabs", "LIDC-IDRI-0001_slab.nii.gz")), False)):
+        _, meas = segment_lesion(vol, centre * [-1, -1, 1], kind="lung_nodule")
+        said = [w for w in meas.warnings if "crosses slices interpolated" in w]
+        assert bool(said) == told, meas.warnings

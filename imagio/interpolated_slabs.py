@@ -33,14 +33,15 @@ def gap_slabs(vol: Volume) -> list[tuple[np.ndarray, float, float]]:
     return out
 
 
-def crossing_note(vol: Volume, mask: np.ndarray) -> str:
-    """One sentence when the outline ``mask`` (bool [k, j, i] on ``vol``'s grid) has voxel centres
-    strictly between the acquired slices bounding an interpolated gap (`gap_slabs`), else "":
-    its size, volume and density rest partly on interpolated sections."""
+def crossing_note(vol: Volume, mask: np.ndarray, offset_kji=(0, 0, 0)) -> str:
+    """One sentence when the outline ``mask`` (bool [k, j, i] on ``vol``'s grid, or on a box of it
+    starting at voxel ``offset_kji``) has voxel centres strictly between the acquired slices
+    bounding an interpolated gap (`gap_slabs`), else "": its size, volume and density rest partly
+    on interpolated sections."""
     slabs = gap_slabs(vol)
     if not slabs or not mask.any():
         return ""
-    ras = vol.ijk_to_world(index_list(mask)[:, ::-1].astype(float))
+    ras = vol.kji_to_world(index_list(mask).astype(float) + np.asarray(offset_kji, float))
     hits = []
     for n, lo, hi in slabs:
         tol = ACQUIRED_TOL * (hi - lo)

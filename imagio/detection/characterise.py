@@ -243,7 +243,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
         mask = _calcified_mask(ct, kji, max(cand.diameter_mm, 6.0), c["type_hu"]["calcified_min"])
         meas = measure(mask, ct, ct.array, kind="lung_nodule")
         return mask, meas, ["calcified: segmented as the voxels above "
-                            f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"], (
+                            f"{c['type_hu']['calcified_min']:g} HU (no one-click growth)"] + meas.warnings, (
             f"the candidate is {edge[0]}" if edge else None), False
     kji_m = np.argwhere(mask)
     reach = float(np.max(np.linalg.norm(ct.kji_to_world(kji_m) - cand.center_ras, axis=1)))
@@ -282,7 +282,7 @@ def segment_candidate(ct: Volume, cand: Candidate) -> tuple[np.ndarray, object, 
             uncertain = (f"the outline was clipped to the detected blob's sphere ({r:.0f} mm radius; "
                          f"{why}): its size is a lower bound")
             warn = [f"the segmentation grew beyond the detected blob ({why}; into vessels, a wall or "
-                    "a larger lesion): measured inside the blob's sphere, the size is a lower bound"]
+                    "a larger lesion): measured inside the blob's sphere, the size is a lower bound"] + meas.warnings
     if uncertain is None and meas.part_of_mass:
         # trial 56 M2: an outline much smaller than the dense tissue the lung encloses around it (part of
         # a mass, or one joined to a vessel or the heart) measures a lower bound, as a clipped one does
@@ -710,7 +710,6 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
     the storage given: `pipeline.scan_findings` gives it the RAS-canonical one, so that the
     result does not depend on how the world image is stored.
     """
-    from ..interpolated_slabs import crossing_note
     from ..segmentation.common import as_progress
     from ..segmentation.lungs import midline_or_lungs_centre, midline_x
     from ..stratification.screening import detected_inputs, risk_key, stratify
@@ -786,9 +785,6 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                  smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2),
                  in_plane_mm=round(in_plane_mm, 3),   # the diameter's own uncertainty (lung_rads at_size_cut)
                  size_uncertain=uncertain, type_alternative=alt_type, **loc)
-        gap = crossing_note(ct, mask)   # new-user trial 103 F2.1: which nodule rests on interpolated slices
-        if gap:
-            warn = [*warn, gap]
         why = not_assessable(ct, cand, mask, meas, clipped)
         if why:
             d["not_assessable"], d["not_assessable_kind"] = why[1], why[0]

@@ -1994,7 +1994,7 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
             plaus = [w for w in plaus if w not in edge]
             notes[own[0]] = notes[own[0]].replace("reached the size limit, so",
                                                   "reached the size limit and the image's edge, so", 1)
-    meas.warnings = [str(w) for w in warnings + notes + plaus]   # plain text out (`_Note`s are internal)
+    meas.warnings = [str(w) for w in warnings + notes + plaus] + meas.warnings   # plain text out (`_Note`s are internal)
     # leaked: this outline's own leak, by the criteria a check outline is judged by (``_leaked``:
     # the size limit, the image's edge without a border of its own, irregular); a check
     # outline's leak is ``check_leaked`` (trial 64: STS_002's 58.4 mL outline, Dice 0.87, was

@@ -273,6 +273,8 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
     """Volume, RECIST 1.1 axial long/short axes, Lung-RADS mean diameter and 3-D long/short
     axes of a lesion mask [k, j, i] on ``vol``'s grid (any affine); see the module docstring
     for the definitions and the half-voxel treatment. ``ct``: [k, j, i] HU for ``mean_hu``.
+    ``warnings``: the outline crosses slices the DICOM reader interpolated across a gap
+    (`interpolated_slabs.crossing_note`), else none.
 
     Raises InputError on an empty mask."""
     box = bbox_slices(mask, 1.0)
@@ -316,7 +318,11 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
             sa = longest_perpendicular_chord(pts, ua, 2.0 * float(e[0])) + HALF * float(e[1])
             best = (la, min(sa, la))   # the short axis is at most the long one (RECIST 1.1)
     vals = np.asarray(ct)[box][mask] if ct is not None else np.zeros(1)
+    from ..interpolated_slabs import crossing_note
+
+    gap = crossing_note(vol, mask, lo)   # new-user trial 103 F2.1: measured across slices the reader interpolated
     return LesionMeasurements(
+        warnings=[gap] if gap else [],
         kind=kind, volume_ml=float(mask.sum() * vol.voxel_volume_ml),
         volume_border_range_ml=border_volume_range_ml(mask, vol),
         long_axis_mm=long3, short_axis_mm=short3,
