@@ -919,3 +919,26 @@ def test_patient_names_compared_as_people_write_them_and_anonymised_series_said(
     # the named one asked for: the anonymised one beside it is said
     vol, warns = read_warns(tmp_path / "anon", series="1.2.3.8.1")
     assert any("name no patient" in w and "PatientID P1" in w for w in warns), warns
+
+
+@pytest.mark.parametrize("tags", ["abc", "cab", "acb", "bca"])
+def test_two_ids_with_one_name_are_two_patients_whatever_the_order(tmp_path, tags):
+    """Two series of PatientIDs P1 and P2 (one name) and a third naming 'DOE^JOHN' without an ID:
+    the third matches both, the first two differ. Grouping each series against the first member
+    of a group only made the result hang on the files' order: with the ID-less one first, all
+    three were one patient and the folder was read without a word (review of stop 61). ``tags``:
+    the file-name prefixes of P1's, P2's and the ID-less series (the folder's order)."""
+    pt = Patient()
+    whole, row, col = axial_positions(n=12, step=5.0)
+    slab, _, _ = axial_positions(n=8, step=2.5, origin=(-68.75, -58.75, 10.0))
+    mid, _, _ = axial_positions(n=10, step=3.0, origin=(-68.75, -58.75, 5.0))
+    uids = ("1.2.3.9.1", "1.2.3.9.2", "1.2.3.9.3")
+    for uid, pos, pid, tag in zip(uids, (whole, slab, mid), ("P1", "P2", ""), tags):
+        write_series(tmp_path, pt, pos, row, col, series=uid, patient_id=pid, patient_name="DOE^JOHN",
+                     names=[f"{tag}{k:02d}.dcm" for k in range(len(pos))])
+    with pytest.raises(InputError, match="2 patients") as e:
+        io.read_image(tmp_path)
+    said = str(e.value)
+    p1, p2 = said.index("PatientID P1"), said.index("PatientID P2")
+    # P1's and P2's own series are each listed in their own group
+    assert uids[0] in said[p1:p2 if p2 > p1 else None] and uids[1] in said[p2:p1 if p1 > p2 else None], said

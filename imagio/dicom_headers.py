@@ -501,14 +501,18 @@ def _by_patient(stacks: list[Stack]) -> dict[str, list[Stack]]:
     ids = [_identity(s) for s in stacks]
     if not any(_differ(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]):
         return {}
-    groups: list[tuple[tuple[str, str], list[Stack]]] = []
-    for s, who in zip(stacks, ids):
+    # `_differ` is not transitive (a stack naming a patient without an ID matches two IDs of that
+    # name): the stacks with an ID found the groups first, and a stack joins a group only when it
+    # differs from none of its members, so the grouping does not depend on the stacks' order
+    groups: list[tuple[list[tuple[str, str]], list[Stack]]] = []
+    for s, who in sorted(zip(stacks, ids), key=lambda sw: not sw[1][0]):
         if not (who[0] or who[1]):
             continue
-        g = next((g for g in groups if not _differ(g[0], who)), None)
+        g = next((g for g in groups if not any(_differ(m, who) for m in g[0])), None)
         if g is None:
-            groups.append((who, [s]))
+            groups.append(([who], [s]))
         else:
+            g[0].append(who)
             g[1].append(s)
     return {_patient(ss[0]): ss for _, ss in groups}
 
