@@ -303,11 +303,12 @@ def _touches_border(m: np.ndarray) -> bool:
 
 
 def _touched_faces(m: np.ndarray) -> list:
-    """[(axis, side)] of the array faces the mask touches (side 0: index 0, 1: last index)."""
+    """[(axis, side)] of the array faces the mask touches (side 0: index 0, 1: last index). Each
+    face is read as a view (``np.take`` copied it: 10 ms a call on the demo's boxes, issue 20)."""
     out = []
     for ax in range(3):
         for side, idx in ((0, 0), (1, m.shape[ax] - 1)):
-            if np.take(m, idx, axis=ax).any():
+            if m[(slice(None),) * ax + (idx,)].any():
                 out.append((ax, side))
     return out
 
