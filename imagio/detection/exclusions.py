@@ -11,7 +11,8 @@ shape and its vessels; three findings of a different kind scored like nodules on
 * **against the axial skeleton** (:func:`skeleton_share`): chest-wall bone
   (:func:`imagio.detection.blobs.chest_wall_bone`) whose piece in the candidate's section spans
   the thorax's midline (the vertebral body, the sternum; a rib alone does not count, see the
-  function) inside the candidate's core. A juxta-pleural
+  function) inside the candidate's core (each bone voxel at the distance its cell reaches,
+  :func:`voxel_reach`: partial volume puts a bone's surface inside the voxel beside it). A juxta-pleural
   nodule lies in the lung's concavity, its centre on the lung's side of the pleura (acute
   angles; Felson B, Chest Roentgenology, Saunders 1973; Webb WR et al., Fundamentals of Body CT,
   4th ed., 2015): between its centre and the bone lie its own tissue, the pleura and the
@@ -52,6 +53,26 @@ def _ball(shape, kji, radius_mm: float, spacing_kji):
     return _around(shape, kji, radius_mm, spacing_kji)
 
 
+def voxel_reach(shape, kji, radius_mm: float, spacing_kji):
+    """(box slices, reach in mm of each box voxel): the distance from ``kji`` (the centre voxel's
+    centre) to the nearest point of each voxel's own cell (a cuboid of ``spacing_kji`` around its
+    centre; 0 for the centre voxel), over the box of voxels whose cell can come within
+    ``radius_mm``. shape: the array's (3,); kji: (3,) int; spacing_kji: (3,) mm.
+
+    A CT voxel's value is the mean attenuation over its cell (partial volume; e.g. Goldman LW,
+    J Nucl Med Technol 2007;35:115-128): a voxel read as bone holds bone somewhere in its cell, up
+    to half a voxel nearer the centre than its own centre, and the voxel beside a bone's surface
+    reads between the bone and what lies on the other side (phantom screening scan 10: a
+    sternum's corner voxel against the lung reads 154 HU, under the 200 HU bone limit, with bone
+    of 300-450 HU in its face neighbours 1.5 mm away). Distances between voxel centres would put
+    that bone a half voxel further than it lies."""
+    sk = np.asarray(spacing_kji, float)
+    box, _ = _ball(shape, kji, float(radius_mm) + 0.5 * float(np.linalg.norm(sk)), sk)
+    off = np.ogrid[tuple(slice(b.start - int(k), b.stop - int(k)) for b, k in zip(box, kji))]
+    gap = [np.maximum(np.abs(o) * s - 0.5 * s, 0.0) for o, s in zip(off, sk)]
+    return box, np.sqrt(sum(g ** 2 for g in gap))
+
+
 def core_radius_mm(diam_mm: float, spacing_kji) -> float:
     """The candidate's core: within half its radius of its centre, at least half the finest
     voxel (the centre voxel)."""
@@ -63,7 +84,10 @@ def skeleton_share(bone: np.ndarray, kji, diam_mm: float, spacing_kji, x_of_kji=
     """Share (0..1) of the candidate's core that is bone of the axial skeleton: chest-wall bone
     (bone: boolean [k, j, i] of :func:`imagio.detection.blobs.chest_wall_bone` on the working grid)
     whose piece in the candidate's axial section reaches across the thorax's midline ``x_mid``
-    (RAS x, mm; halfway between the two lungs' centroids): the vertebral body or the sternum. A rib
+    (RAS x, mm; halfway between the two lungs' centroids): the vertebral body or the sternum. A
+    bone voxel is in the core when its cell reaches within the core's radius (:func:`voxel_reach`:
+    the voxel beside the bone's surface reads under the bone limit by partial volume, so the bone
+    lies up to half a voxel nearer than the next voxel's centre). A rib
     alone (one hemithorax) does not count: a calcified nodule fused with a rib shares the rib's
     bone component (phantom screening scan 7: an 11.9 mm calcified juxta-pleural nodule, 29 % of
     its core), and a lung nodule may abut a rib; the midline bones bound the mediastinum and the
@@ -71,11 +95,11 @@ def skeleton_share(bone: np.ndarray, kji, diam_mm: float, spacing_kji, x_of_kji=
     diameter; spacing_kji: (3,) mm; x_of_kji: callable (M, 3) kji -> (M,) RAS x mm; x_mid None
     (one lung in view): every bone counts. s_axis: the array axis along S."""
     rc = core_radius_mm(diam_mm, spacing_kji)
-    box, d = _ball(bone.shape, kji, rc, spacing_kji)
-    core_bone = bone[box] & (d <= rc)
+    box, reach = voxel_reach(bone.shape, kji, rc, spacing_kji)
+    core_bone = bone[box] & (reach <= rc)
     if not core_bone.any():
         return 0.0
-    share = float(core_bone.sum()) / float((d <= rc).sum())
+    share = float(core_bone.sum()) / float((reach <= rc).sum())
     if x_mid is None or x_of_kji is None:
         return share
     from scipy import ndimage
