@@ -33,7 +33,8 @@ from ..skin import PackedMask
 from . import heatsink
 from .criteria import hollow_viscus_criterion, value
 from .grid import FineGrid
-from .zones import Ellipsoid, bounds, box_of, rasterize, signed_distance, signed_distance_bounds
+from .outline import Outline, point_margins
+from .zones import Ellipsoid, bounds, box_of, rasterize
 
 WORK_SPACING_MM = 1.0      # the analysis grid's largest voxel side (mm)
 UNIMAGED = "unimaged"      # the fine label name of voxels past the CT's array or in its padding
@@ -87,67 +88,6 @@ def _sdf(inside: np.ndarray, spacing_kji, outside_positive: bool = False) -> np.
     np.maximum(c, 0.0, out=c)
     np.negative(c, out=c, where=inside if outside_positive else ~inside)   # np.where(inside, c, -c) (negated)
     return c.astype(np.float32, copy=False)
-
-
-def outline_boxes(mask: np.ndarray, lo, hi, vol: Volume) -> tuple[np.ndarray, np.ndarray]:
-    """The tumour's outline as a reader measures it: the label map's voxels (boxes on its own
-    grid, oblique and anisotropic as it is) with a face on a voxel outside the tumour (6
-    neighbours; past the array counts as outside). ``mask``: bool [k, j, i] on ``vol``'s grid,
-    its voxels within the box ``lo:hi`` (kji, hi exclusive). Returns (corners, boxes): the
-    distinct corners of those boxes, (m, 3) RAS mm, and (n, 8) int indices into them per box.
-    Every point of the outline (its voxel faces) lies on one of these boxes."""
-    lo, hi = np.asarray(lo, int), np.asarray(hi, int)
-    sub = np.pad(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], 1)
-    core = sub[1:-1, 1:-1, 1:-1]
-    inner = core.copy()
-    for ax in range(3):
-        for sh in (-1, 1):
-            inner &= np.roll(sub, sh, axis=ax)[1:-1, 1:-1, 1:-1]
-    v = np.argwhere(core & ~inner) + lo
-    d = np.array([[k, j, i] for k in (0, 1) for j in (0, 1) for i in (0, 1)])
-    corners, idx = np.unique((v[:, None, :] + d[None]).reshape(-1, 3), axis=0, return_inverse=True)
-    return vol.kji_to_world(corners - 0.5), idx.reshape(len(v), 8).astype(np.int64)
-
-
-def outline_margin(corners: np.ndarray, boxes: np.ndarray, ells) -> tuple[float, int]:
-    """(mm, corner index): a lower bound of the minimal ablative margin of the zones ``ells``
-    (their union) around the outline (`outline_boxes`): the smallest signed distance (> 0 inside
-    the zones) from a point of the outline to the zones' surface.
-
-    One zone: exact. Its signed distance is concave (an infimum of the signed distances to its
-    supporting planes), so its minimum over each box lies at a corner, and the minimum over the
-    tumour lies on its outline: the minimum over the corners (`zones.signed_distance`, exact to
-    1e-9 mm) is the margin. Corners that cannot hold it (`zones.signed_distance_bounds`' lower
-    bound above the smallest upper bound) are not computed exactly.
-    Several zones: the union's signed distance is at least each zone's (equal outside every
-    zone), so on each box at least the largest over the zones of that zone's minimum over the
-    box's corners; the smallest of these over the boxes is returned. It reads low, never high,
-    where the nearest part of the union's surface is a crease where two zones' surfaces meet
-    (there the union's margin exceeds each zone's), and where no single zone holds a box's
-    margin on its own."""
-    K = len(ells)
-    if K == 1:
-        lb, ub = signed_distance_bounds(ells[0], corners)
-        cand = np.flatnonzero(lb <= ub.min())
-        sd = signed_distance(ells[0], corners[cand])
-        i = int(np.argmin(sd))
-        return float(sd[i]), int(cand[i])
-    S = np.stack([signed_distance(e, corners) for e in ells], axis=1)          # (m, K)
-    per_box = S[boxes].min(axis=1)                                              # (n, K): each zone's min
-    best = per_box.max(axis=1)
-    b = int(np.argmin(best))
-    k = int(np.argmax(per_box[b]))
-    return float(best[b]), int(boxes[b][np.argmin(S[boxes[b], k])])
-
-
-def point_margins(P: np.ndarray, ells) -> np.ndarray:
-    """Per RAS point (n, 3): the largest over the zones of `zones.signed_distance` (mm, > 0
-    inside): the union's signed distance outside every zone and inside one zone, a lower bound
-    of it where zones overlap."""
-    out = signed_distance(ells[0], P)
-    for e in ells[1:]:
-        np.maximum(out, signed_distance(e, P), out=out)
-    return out
 
 
 @dataclass
@@ -216,7 +156,7 @@ class AblationContext:
         # slice it: one bit per voxel (a label-grid bool mask is 21 MiB at 1.5 mm, held through a
         # multi-probe plan), packed before the grid is built (not held beside its volumes)
         self.tumour_mask = PackedMask(mask)
-        self.outline_corners_ras, self.outline_boxes = outline_boxes(mask, self._t_lo, self._t_hi, labels)
+        self.voxel_outline = Outline(mask, self._t_lo, self._t_hi, labels)   # the label's voxel faces: the MAM's
         del mask, kji
         pad = self.cap_mm + CONTEXT_EXTRA_MM if pad_mm is None else float(pad_mm)
         self._build(pad)
@@ -402,7 +342,7 @@ class AblationContext:
                    for v in np.flatnonzero(bc)}
         t2 = time.perf_counter()
         # the margin: exact against the zones' ellipsoids on the outline's voxel faces (`outline_margin`)
-        mam, i = outline_margin(self.outline_corners_ras, self.outline_boxes, ells)
+        mam, mam_at = self.voxel_outline.margin(ells, self.cap_mm)
         mam = min(mam, self.cap_mm)
         vm = np.minimum(point_margins(self.vertices_ras, ells), self.cap_mm)   # the drawn surface's colours
         t3 = time.perf_counter()
@@ -447,7 +387,7 @@ class AblationContext:
                                                            unlabelled=tuple(n for n, _, _ in self._regions))
         return Coverage(
             tumour_covered_pct=cov_t, margin_covered_pct=cov_m, mam_mm=mam,
-            mam_ras=self.outline_corners_ras[i].tolist(), mam_capped=bool(mam >= self.cap_mm),
+            mam_ras=mam_at.tolist(), mam_capped=bool(mam >= self.cap_mm),
             zone_volume_ml=float(np.count_nonzero(zone)) * g.voxel_ml,
             tumour_volume_ml=self.tumour_count * g.voxel_ml, healthy_ml=healthy,
             structures_near_mm=near, heat_sink=hs, criteria=crit, n_zones=len(ells),
