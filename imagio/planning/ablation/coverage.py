@@ -3,11 +3,19 @@
 `AblationContext` prepares once per tumour, on a supersampled crop (`FineGrid`): the tumour
 mask (trilinear from the CT-grid mask, > 0.5), its signed distance map (the tumour + 5 / 10 mm
 regions), its surface mesh, the labels and the vessel centre lines. ``evaluate(zones)`` then
-takes tens of milliseconds: it rasterises the zones, counts the covered voxels, and computes
-the zone's signed distance (``edt``, anisotropic, > 0 inside) in a box around the tumour and
-the zone, read at every tumour-surface vertex: the per-vertex margin, whose minimum is the
-minimal ablative margin (MAM; negative when the tumour sticks out of the zone). Volumes mL,
-distances mm, positions RAS.
+takes tens of milliseconds: it rasterises the zones, counts the covered voxels, and measures
+the minimal ablative margin (MAM; negative when the tumour sticks out of the zone) from the
+tumour's outline as a reader draws it, the faces of its label-map voxels on the label map's
+own grid, to the zones' analytic ellipsoids (`outline.Outline.margin`): a guaranteed lower
+bound, exact for one zone (its minimum over the boundary voxels' box corners), within 0.1 mm
+for a union of zones except where two zones' surfaces meet (there it may read lower). The
+drawn surface mesh (the 0.5 level of the interpolated mask) carries each vertex's own margin
+to the zones (`outline.point_margins`) for its colours; it may lie up to half a voxel from the
+voxel faces, so its colours are not the MAM. With ``details``, the zone's signed distance map
+(``edt``) in a box around the tumour and the zone gives the nearby structures and heat sinks.
+Before abl100 the MAM was read on that mesh against the distance map of the rasterised zone on
+the 1 mm analysis grid, and could read up to 0.67 mm above the voxel faces' margin
+(Testing/test_ablation_mam_bound.py). Volumes mL, distances mm, positions RAS.
 
 The grid reaches past the CT's array where the tumour lies near its end, and the voxels there,
 and the CT's padding (outside the reconstruction circle, a reformat's fill: ``unimaged`` of the
@@ -96,8 +104,10 @@ class Coverage:
 
     tumour_covered_pct: float
     margin_covered_pct: dict            # margin mm -> % of tumour + margin covered (imaged or not)
-    mam_mm: float                       # minimal ablative margin (<0: tumour outside the zone)
-    mam_ras: list                       # where on the tumour surface
+    mam_mm: float                       # minimal ablative margin (<0: tumour outside the zone): from the
+    # tumour label's voxel faces to the zones' ellipsoids, a lower bound (`outline.Outline.margin`: exact
+    # for one zone, within 0.1 mm for a union away from where two zones' surfaces meet)
+    mam_ras: list                       # where it is read (a voxel corner, or the union's surface point)
     mam_capped: bool                    # True: the margin is at least mam_mm (analysis cap)
     zone_volume_ml: float
     tumour_volume_ml: float
@@ -106,8 +116,8 @@ class Coverage:
     heat_sink: list                     # vessels >= 3 mm near the zone
     criteria: dict                      # name -> {"value", "required", "met"}
     n_zones: int
-    outline_tolerance_mm: float = 0.0   # half the label map's largest voxel side: the tumour's outline is
-    # its mask's interpolated 0.5 level, which lies up to that far from its voxels' faces (trial 47 L5)
+    outline_tolerance_mm: float = 0.0   # half the label map's largest voxel side: the MAM is measured from
+    # the label's voxel faces; the tumour's true edge lies up to that far either side of them (trial 47 L5)
     unimaged: dict = field(default_factory=dict)   # the zone's part past the image (`AblationContext.evaluate`);
     # {} when the zone lies wholly in imaged data
     compliant: bool | None = None       # every required criterion (`REQUIRED`) met; None: none failed but one is
