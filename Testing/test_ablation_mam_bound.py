@@ -10,7 +10,8 @@ The test's own answer, independent of IMAGIO's: every voxel face of the tumour l
 a voxel outside it is sampled on a 5 x 5 lattice (corners included); each sample's signed
 distance to the zone is found by brute force, against 20,000 points of the zone's generating
 ellipse (one zone: by its symmetry of revolution) or against 0.1 mm samples of the union's
-surface (several zones). Its minimum over the samples is at least the outline's true margin
+surface (several zones; also the multi-probe guarantee's outline margin,
+`multiprobe.box_outline_margin_mm`). Its minimum over the samples is at least the outline's true margin
 (a subset of the outline) and overstates each distance by at most the sampling's step (a few
 micrometres for one zone, 0.1 mm for the union). IMAGIO's MAM must not exceed it, and must lie
 within the stated error below it (0 for one zone: exact at the box corners, where a convex zone's
@@ -23,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from conftest import rotation
 from imagio.planning.ablation import AblationContext, Ellipsoid
+from imagio.planning.ablation.multiprobe import box_outline_margin_mm
 from imagio.planning.ablation.outline import CELL_MM
 from imagio.volume import Volume, make_ijk_to_ras
 
@@ -178,6 +180,9 @@ def test_mam_union_never_above_the_outline_margin(grid):
         got = ctx.evaluate(ells, details=False).mam_mm
         assert got <= mine + 1e-6, (grid, len(ells), got, mine)
         assert got >= mine - UNION_ERROR_MM - 0.1, (grid, len(ells), got, mine)
+        # the multi-probe guarantee's outline margin is the same bound (was 0.3 mm Fibonacci samples less 0.3 mm)
+        box = box_outline_margin_mm(ctx, ells)
+        assert box <= mine + 1e-6 and box >= mine - UNION_ERROR_MM - 0.1 - 1e-3, (grid, len(ells), box, mine)
 
 
 UNION_ERROR_MM = 2 * CELL_MM   # `outline.Outline.margin`: the finest cell radius and the pruning tolerance
