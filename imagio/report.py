@@ -295,7 +295,8 @@ def ablation_rows(a: dict) -> list:
                 and cov["mam_mm"] < float(str(k).removesuffix("mm")) else ""))   # trial 50 L1
               for k, v in shells.items()],
             ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"
-             + (f" (from the tumour's interpolated outline, +/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
+             + (f" (from the tumour label's voxel faces to the zone's ellipsoid, never above it; the true edge "
+                f"+/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
                 if cov.get("outline_tolerance_mm") else "")),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
             *([("no hollow viscus in the zone", hollow_viscus_verdict(crit["no_hollow_viscus"]))]

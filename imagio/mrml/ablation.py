@@ -98,7 +98,7 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     rows += [(f"tumour + {m:g} mm covered %", f"{v:.1f}") for m, v in margins.items()]
     tol = c.get("outline_tolerance_mm", 0.0) if isinstance(c, dict) else getattr(c, "outline_tolerance_mm", 0.0)
     rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + f"{get(c, 'mam_mm'):.1f}"),
-             *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour outline: half a CT voxel)")] if tol else []),
+             *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour's true edge vs its label's voxel faces: half a CT voxel)")] if tol else []),
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
              ("MAM >= 5 mm", {None: "not verifiable (past the image)"}.get(
                  get(c, "criteria")["minimal_ablative_margin"]["met"], str(get(c, "criteria")["minimal_ablative_margin"]["met"]))),

@@ -476,10 +476,12 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
         out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
                    f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
     elif m and m.get("met", True) is not None and cov.get("outline_tolerance_mm") and cov["mam_mm"] < m.get("required", need) + cov["outline_tolerance_mm"]:
-        # met by less than the outline's own uncertainty (trial 47 L5: voxel faces would give less)
+        # met by less than the outline's own uncertainty (trial 47 L5): the margin is measured from the
+        # label's voxel faces (`outline.Outline`), and the tumour's true edge lies within half a voxel of them
         out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm meets the required {m.get('required', need):g} mm by less "
                    f"than the tumour outline's uncertainty (+/- {cov['outline_tolerance_mm']:g} mm, half a CT voxel): "
-                   f"measured to the tumour's voxel faces it may fall short; check the margin on the images, or {fix}")
+                   f"it is measured from the tumour label's voxel faces, and the tumour's true edge may lie that far "
+                   f"beyond them; check the margin on the images, or {fix}")
     for h in cov.get("heat_sink") or []:   # trial 25: a 'high' heat sink was a table row only
         if h.get("level") == "high":
             where = "inside the zone" if h.get("inside_zone") else f"{h['distance_to_zone_mm']:.1f} mm from the zone"

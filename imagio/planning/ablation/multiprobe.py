@@ -1266,46 +1266,18 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
                           f"one zone (the margin may be below {margin_mm:g} mm there)" + _scan_edge_note(ctx, margin_mm))}
 
 
-OUTLINE_STEP_MM = 0.3   # spacing of the zone-surface samples of `box_outline_margin_mm`
-
-
-def box_outline_margin_mm(ctx: AblationContext, ells, step_mm: float = OUTLINE_STEP_MM) -> float:
-    """A lower bound (mm) of the margin the zones ``ells`` leave around the tumour's outline drawn
-    from its label-map voxels (the union of the voxels' boxes on the label grid, where Slicer
-    draws the label map and where the minimal ablative margin is measured between outlines): the
-    smallest distance from a point of the zones' outer surface to a tumour box, over surface
-    samples at most ``step_mm`` apart (each zone's surface outside the others), minus ``step_mm``
-    (the distance changes by at most the step between samples). Each box distance is exact in the
-    label grid's own IJK frame (oblique, anisotropic); the nearest box is among the 27 boxes whose
-    centres are nearest. 0 when a sample lies in a box."""
-    from scipy.spatial import cKDTree
-
-    from ...coords import fibonacci_sphere
-
-    lab = ctx.labels
-    lo, hi = ctx.tumour_bounds_kji
-    sub = ctx.tumour_mask[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
-    vox = (np.argwhere(sub) + lo).astype(float)
-    tree = cKDTree(lab.kji_to_world(vox))
-    sp = np.asarray(lab.spacing, float)[::-1]
-    best = np.inf
-    for e in ells:
-        n = int(np.ceil(4.0 * np.pi * max(e.a_mm, e.b_mm) ** 2 / step_mm ** 2))
-        u = fibonacci_sphere(n)[:, [2, 0, 1]]        # along the zone's axis first
-        ax = np.asarray(e.axis, float)
-        v1 = np.cross(ax, [1.0, 0.0, 0.0] if abs(ax[0]) < 0.9 else [0.0, 1.0, 0.0])
-        v1 /= np.linalg.norm(v1)
-        v2 = np.cross(ax, v1)
-        P = e.centre + np.outer(u[:, 0] * e.a_mm, ax) + np.outer(u[:, 1] * e.b_mm, v1) + np.outer(u[:, 2] * e.b_mm, v2)
-        for o in ells:
-            if o is not e:
-                P = P[~o.contains(P)]
-        if not len(P):
-            continue
-        near = tree.query(P, k=min(27, len(vox)))[1].reshape(len(P), -1)
-        gap = np.maximum(np.abs(lab.world_to_kji(P)[:, None, :] - vox[near]) - 0.5, 0.0) * sp
-        best = min(best, float(np.sqrt((gap ** 2).sum(-1)).min()))
-    return round(max(best - step_mm, 0.0), 3) if np.isfinite(best) else 0.0
+def box_outline_margin_mm(ctx: AblationContext, ells) -> float:
+    """A lower bound (mm, >= 0, rounded down to 1e-3) of the margin the zones ``ells`` leave
+    around the tumour's outline drawn from its label-map voxels (the union of the voxels' boxes
+    on the label grid, where Slicer draws the label map and where the minimal ablative margin is
+    measured between outlines): `outline.Outline.margin`, the one measurement of the minimal
+    ablative margin (exact for one zone; for several, the union's surface to the boxes by branch
+    and bound, within 0.1 mm away from where two zones' surfaces meet). 0 when the tumour may
+    reach the zones' surface. (Before abl100: Fibonacci samples of the zones' surface 0.3 mm
+    apart, less 0.3 mm, with the nearest box among the 27 nearest box centres: neither bound
+    was proven.)"""
+    m = ctx.voxel_outline.margin(list(ells), np.inf)[0]
+    return max(math.floor(1000 * m) / 1000, 0.0) if np.isfinite(m) else 0.0
 
 
 def outline_doubt(guarantee: dict) -> str:
