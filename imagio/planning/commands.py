@@ -382,7 +382,7 @@ def multi_probe_summary(m: dict) -> str:
     (`multiprobe.margin_check`) is said as its verdict."""
     from .ablation.commands import hollow_viscus_clause, shared_entry_words
     from .ablation.criteria import load_criteria
-    from .ablation.multiprobe import lower_bound_words, outline_doubt
+    from .ablation.multiprobe import lower_bound_words
 
     need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
     key = f"{m['margin_mm']:g}mm"
@@ -415,12 +415,12 @@ def multi_probe_summary(m: dict) -> str:
                    else f"{shared_entry_words(m['probes'], grp)})"))
     g = m.get("margin_guarantee") or {}
     if g:   # a verdict, not another margin: one margin per zone is printed (trial 56 L2), the MAM above
-        txt += (f"; the {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} by the "
-                "analysis grid's check")
-        if outline_doubt(g):
-            txt += " from the tumour's voxel centres only, not from its drawn outline"
-        if not g["proven"] or outline_doubt(g):
-            txt += " (its margins: plan.json margin_guarantee, and the warnings)"
+        # proven on the MAM's own outline and measurement (`multiprobe.margin_check`): never "proven" beside
+        # a MAM below it (new-user trial 103 F5.1)
+        txt += (f"; the {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} around the "
+                "tumour's voxel faces")
+        if not g["proven"]:
+            txt += " (plan.json margin_guarantee, and the warnings)"
     return txt
 
 

@@ -599,7 +599,6 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
 
     ``host_organ``: the structure holding the tumour ("" unknown: every structure is named);
     ``tumour_in_lung``: the tumour lies in the lung (`zone_doubts`). Figures are those of ``abl`` (mL, mm, RAS mm)."""
-    from .multiprobe import outline_doubt
 
     dev = f"{abl['device']} {abl['setting']}"
     out = []
@@ -700,8 +699,6 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
         g = mp.get("margin_guarantee") or {}
         if g and not g.get("proven", True):
             out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")
-        elif g and outline_doubt(g):
-            out.append(f"{what}: {outline_doubt(g)}")
         if mp.get("status_kind") == "cover_not_proven":
             out.append(f"{what}: {mp['status'].split(';')[0]}")
         if mp.get("single_status_kind") in ("advanced_short", "advanced_short_image", "centred_graze"):

@@ -1,8 +1,9 @@
 """Coverage and minimal ablative margin of ablation zones around one tumour.
 
-`AblationContext` prepares once per tumour, on a supersampled crop (`FineGrid`): the tumour
-mask (trilinear from the CT-grid mask, > 0.5), its signed distance map (the tumour + 5 / 10 mm
-regions), its surface mesh, the labels and the vessel centre lines. ``evaluate(zones)`` then
+`AblationContext` prepares once per tumour, on a supersampled crop (`FineGrid`, an integer
+subdivision of the label grid): the tumour mask (its label-map voxels' boxes, exactly: the outline
+the MAM is measured from), its signed distance map (the tumour + 5 / 10 mm regions the covers aim
+at), its surface mesh (the 0.5 level of the trilinear mask: drawn and coloured only), the labels and the vessel centre lines. ``evaluate(zones)`` then
 takes tens of milliseconds: it rasterises the zones, counts the covered voxels, and measures
 the minimal ablative margin (MAM; negative when the tumour sticks out of the zone) from the
 tumour's outline as a reader draws it, the faces of its label-map voxels on the label map's
@@ -110,7 +111,8 @@ class Coverage:
     mam_ras: list                       # where it is read (a voxel corner, or the union's surface point)
     mam_capped: bool                    # True: the margin is at least mam_mm (analysis cap)
     zone_volume_ml: float
-    tumour_volume_ml: float
+    tumour_volume_ml: float             # the label map's tumour voxels x one voxel's volume (the outline the MAM
+    # and the coverage are measured on; before abl101 the smoothed 0.5 level's, 4-6 % smaller)
     healthy_ml: dict                    # structure -> mL ablated outside the tumour
     structures_near_mm: dict            # structure -> distance to the zone (0: inside), <= N mm
     heat_sink: list                     # vessels >= 3 mm near the zone
@@ -209,10 +211,13 @@ class AblationContext:
         for _, v, fn in self._regions:
             self._put_region(v, fn)
         self._put_unimaged()
-        lin = g.linear(self.tumour_mask)    # the fine float mask (thresholded here, meshed below)
-        self.tumour = lin > 0.5
-        if not self.tumour.any():  # a sub-voxel tumour: keep its voxels
-            self.tumour = g.nearest(self.tumour_mask)
+        lin = g.linear(self.tumour_mask)    # the fine float mask (meshed below: the drawn surface's colours)
+        # the tumour: its label-map voxels' boxes (the fine grid subdivides the label grid, so the fine
+        # voxels are exactly the boxes): the outline the MAM is measured from (`outline.Outline`), so
+        # the coverage, tumour + margin regions and the multi-probe cover aim at that one outline
+        # (before abl101: the interpolated mask's 0.5 level, 4-6 % smaller and up to half a voxel
+        # inside the faces: a cover of it "proved" margins the MAM then read as not met)
+        self.tumour = g.nearest(self.tumour_mask)
         sp = g.spacing_kji
         self.tumour_sdf = _sdf(self.tumour, sp, outside_positive=True)   # > 0 outside the tumour
         self.regions = {m: self.tumour_sdf <= m for m in self.margins}
