@@ -347,6 +347,7 @@ def cmd_plan(args) -> int:
         print(f"other lesions kept out of every path: {', '.join(other)} (plan.json rules.other_lesions)")
     if abl:
         from .ablation.commands import hollow_viscus_clause
+        from .ablation.criteria import mam_text
 
         sp = abl["single_probe"][0]
         c = sp["coverage"]
@@ -354,7 +355,7 @@ def cmd_plan(args) -> int:
         from ..report import percent_covered
 
         print(f"ablation {abl['device']} {sp.get('setting') or abl['setting']} on the best path: tumour covered "
-              f"{percent_covered(c['tumour_covered_pct'])}%, minimal ablative margin {c['mam_mm']:.1f} mm"
+              f"{percent_covered(c['tumour_covered_pct'])}%, minimal ablative margin {mam_text(c['mam_mm'])} mm"
               + (f" (NOT VERIFIABLE: {c['criteria']['minimal_ablative_margin']['not_verifiable']})"
                  if c["criteria"]["minimal_ablative_margin"].get("met", True) is None else "")
               + (f" (verifiable on the image: {c['unimaged']['verifiable_margin_mm']:.1f} mm)"
@@ -381,7 +382,7 @@ def multi_probe_summary(m: dict) -> str:
     one zone, the MAM, the grid check's guaranteed margin and the outline's); the grid check
     (`multiprobe.margin_check`) is said as its verdict."""
     from .ablation.commands import hollow_viscus_clause, shared_entry_words
-    from .ablation.criteria import load_criteria
+    from .ablation.criteria import load_criteria, mam_text
     from .ablation.multiprobe import lower_bound_words
 
     need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
@@ -397,7 +398,7 @@ def multi_probe_summary(m: dict) -> str:
                else "meets" if c["mam_mm"] >= need else "BELOW")
     txt = (f"multi-probe: {n} probe{'s' if n != 1 else ''} ({how}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
-           f"{c['mam_mm']:.1f} mm ({verdict} the required {need:g} mm)")
+           f"{mam_text(c['mam_mm'])} mm ({verdict} the required {need:g} mm)")
     if crit.get("met", True) is None:
         txt += f", NOT VERIFIABLE: {crit.get('not_verifiable')}"
     u = c.get("unimaged") or {}
