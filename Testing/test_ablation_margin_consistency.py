@@ -28,17 +28,12 @@ import re
 import numpy as np
 import pytest
 
+from conftest import sitk_kji_to_ras as _ras
 from imagio.cli import main
 
 CENTRE = (19, 65, 84)   # example_seg voxel (k, j, i): RAS (74.0, 206.3, 151.3), mk_gb.py gallbladder 16 9
 R_TUMOUR = 9.0
 NEED = 5.0
-
-
-def _ras(img, kji: np.ndarray) -> np.ndarray:
-    sp = np.array(img.GetSpacing())
-    d = np.array(img.GetDirection()).reshape(3, 3)
-    return (np.array(img.GetOrigin()) + (kji[:, ::-1] * sp) @ d.T) * [-1.0, -1.0, 1.0]
 
 
 def _zone_sd(P: np.ndarray, zone: dict) -> np.ndarray:
@@ -70,20 +65,11 @@ def _own_mam(img, arr, zones) -> float:
 def _tumour_labels(tmp):
     import SimpleITK as sitk
 
-    from conftest import shared_case
+    from conftest import shared_case, ts_example_tumour
 
-    d = shared_case("totalsegmentator-example")
-    seg = sitk.ReadImage(str(d / "example_seg.nii.gz"))
-    names = json.loads((d / "labels_total_v2.json").read_text())
-    s = sitk.GetArrayFromImage(seg).astype(np.uint8)
-    liver = int([k for k, v in names.items() if v == "liver"][0])
-    c = _ras(seg, np.array([CENTRE], float))[0]
-    r = np.linalg.norm(_ras(seg, np.argwhere(np.ones(s.shape, bool)).astype(float)) - c, axis=1).reshape(s.shape)
-    s[(r <= R_TUMOUR + 1e-3) & (s == liver)] = 200
-    o = sitk.GetImageFromArray(s)
-    o.CopyInformation(seg)
-    (tmp / "names.json").write_text(json.dumps({**names, "200": "liver_tumor_1"}))
-    return sitk.ReadImage(str(d / "example_ct_sm.nii.gz")), o
+    lab, names = ts_example_tumour(CENTRE, R_TUMOUR)
+    (tmp / "names.json").write_text(json.dumps(names))
+    return sitk.ReadImage(str(shared_case("totalsegmentator-example") / "example_ct_sm.nii.gz")), lab
 
 
 def _plan(tmp, ct, lab):
