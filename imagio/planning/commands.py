@@ -379,8 +379,9 @@ def multi_probe_summary(m: dict) -> str:
     and the minimal ablative margin with the verdict, so that a covered shell is never read as a
     met margin (new-user trial 25: "tumour + 5mm covered 100.0%" printed beside a MAM of 4.50 mm
     and an unproven guarantee). One margin is printed, the MAM (trial 56 L2: three margins for
-    one zone, the MAM, the grid check's guaranteed margin and the outline's); the grid check
-    (`multiprobe.margin_check`) is said as its verdict."""
+    one zone, the MAM, the grid check's guaranteed margin and the outline's); the margin check
+    (`multiprobe.margin_check`: the MAM itself against the required margin, since abl101) is said
+    as its verdict, "proven" only where the MAM meets it."""
     from .ablation.commands import hollow_viscus_clause, shared_entry_words
     from .ablation.criteria import load_criteria, mam_text
     from .ablation.multiprobe import lower_bound_words
