@@ -1242,13 +1242,13 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
             "guaranteed_capped": gm["capped"], "check_points": n,
             "uncovered": miss, "uncovered_pct": round(100.0 * miss / max(n, 1), 3),
             "ball_radius_mm": h,
-            "statement": (f"every point within {margin_mm:g} mm of {what} lies inside a zone: the zones' margin "
-                          f"around it (the minimal ablative margin) is {at_least}{m_txt} mm" if proven else
+            "statement": (f"every point within {margin_mm:g} mm of {what} lies inside a zone: the minimal "
+                          f"ablative margin (the zones' margin around it) is {at_least}{m_txt} mm" if proven else
                           f"NOT proven: every point within {margin_mm:g} mm of {what} lies inside a zone (margin "
                           f"{at_least}{m_txt} mm, the zones' part past the image included), but tumour + "
                           f"{margin_mm:g} mm reaches {past:.2f} mL of tissue past the image or in its padding, where "
                           "the margin is not verifiable" + edge if geometric else
-                          f"NOT proven: the zones' margin around {what} (the minimal ablative margin) is "
+                          f"NOT proven: the minimal ablative margin (the zones' margin around {what}) is "
                           f"{m_txt} mm; {miss} of {n} analysis voxel centres within {margin_mm:g} + {h:.2f} mm of it "
                           f"lack a {h:.2f} mm ball inside one zone (the margin may be below {margin_mm:g} mm there)"
                           + edge)}
