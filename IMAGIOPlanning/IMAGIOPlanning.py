@@ -250,12 +250,14 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.statusLabel.setText(plan.failure or self.logic.infeasibleReport(plan.plan))
 
     def onAblationCoverage(self, coverage, nProbes, note=""):
+        from imagio.planning.ablation.criteria import mam_text
+
         c = coverage
         m5 = c.margin_covered_pct.get(5.0)
         text = _("{count} probe(s): tumour covered {pct:.1f}%").format(count=nProbes, pct=c.tumour_covered_pct)
         if m5 is not None:
             text += _(", tumour + 5 mm {pct:.1f}%").format(pct=m5)
-        text += _("; minimal ablative margin {mam:.1f} mm").format(mam=c.mam_mm)
+        text += _("; minimal ablative margin {mam} mm").format(mam=mam_text(c.mam_mm))
         if not c.criteria["minimal_ablative_margin"]["met"]:
             text += " (< 5 mm)"
         hollow = c.criteria.get("no_hollow_viscus") or {}   # trial 96 F4: the criterion in the first line

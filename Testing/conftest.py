@@ -1,5 +1,6 @@
 """Shared fixtures: oblique, anisotropic geometries and the path to ../shared/data."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -295,3 +296,33 @@ def resample_rotated(img, lab, rx_deg, rz_deg, spacing, fill, flip_first=False):
     ref.SetDirection(D.ravel().tolist())
     return (sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, fill, sitk.sitkInt16),
             sitk.Resample(lab, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, lab.GetPixelID()))
+
+
+def sitk_kji_to_ras(img, kji):
+    """RAS mm of (n, 3) [k, j, i] (fractional) indices of a SimpleITK image, by its own spacing,
+    direction and origin (LPS -> RAS): an independent reading of a file's geometry for the tests."""
+    import numpy as np
+
+    sp = np.array(img.GetSpacing())
+    d = np.array(img.GetDirection()).reshape(3, 3)
+    return (np.array(img.GetOrigin()) + (np.asarray(kji, float)[:, ::-1] * sp) @ d.T) * [-1.0, -1.0, 1.0]
+
+
+def ts_example_tumour(centre_kji, radius_mm, value=200):
+    """The TotalSegmentator example's label map (SimpleITK image) with a liver tumour ``value``:
+    the liver voxels whose centres lie within ``radius_mm`` of voxel ``centre_kji``'s centre, and
+    the names {value: name} with it as liver_tumor_1 (skips when the data is not present)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    d = shared_case("totalsegmentator-example")
+    seg = sitk.ReadImage(str(d / "example_seg.nii.gz"))
+    names = json.loads((d / "labels_total_v2.json").read_text())
+    s = sitk.GetArrayFromImage(seg).astype(np.uint8)
+    liver = int([k for k, v in names.items() if v == "liver"][0])
+    c = sitk_kji_to_ras(seg, np.array([centre_kji], float))[0]
+    r = np.linalg.norm(sitk_kji_to_ras(seg, np.argwhere(np.ones(s.shape, bool))) - c, axis=1).reshape(s.shape)
+    s[(r <= radius_mm + 1e-3) & (s == liver)] = value
+    o = sitk.GetImageFromArray(s)
+    o.CopyInformation(seg)
+    return o, {**names, str(value): "liver_tumor_1"}

@@ -45,13 +45,16 @@ def test_ablation_to_scene_nodes(case, tmp_path):
     arr = tn.GetPolyData().GetPointData().GetArray(MARGIN_ARRAY)
     vals = ns.vtk_to_numpy(arr)
     assert len(vals) == tn.GetPolyData().GetNumberOfPoints() > 200
-    assert vals.min() == pytest.approx(pp.coverage.mam_mm, abs=1e-4)
+    # the colours are the drawn (interpolated) surface's own margins; the MAM is the label's voxel
+    # faces' (abl100), which lie up to half a voxel diagonal (3 mm voxels: 2.6 mm) from that surface
+    assert vals.min() == pytest.approx(pp.coverage.mam_mm, abs=0.5 * np.sqrt(3) * 3.0)
     assert tn.GetDisplayNode().GetActiveScalarName() == MARGIN_ARRAY
     assert tn.GetDisplayNode().GetColorNode().IsA("vtkMRMLColorTableNode")
     t = scene.GetNodeByID(ids["table"]).GetTable()
     rows = {t.GetColumn(0).GetValue(i): t.GetColumn(1).GetValue(i) for i in range(t.GetNumberOfRows())}
     assert rows["tumour covered %"] == percent_covered(pp.coverage.tumour_covered_pct)
-    assert float(rows["minimal ablative margin mm"].lstrip("\u2265 ")) == pytest.approx(pp.coverage.mam_mm, abs=0.06)
+    shown = float(rows["minimal ablative margin mm"].lstrip("\u2265 "))   # rounded down (abl101)
+    assert shown <= pp.coverage.mam_mm < shown + 0.1 + 1e-9, (shown, pp.coverage.mam_mm)
     assert "tumour + 5 mm covered %" in rows and "healthy liver mL" in rows
     # plan.json's form of the same plan gives the same rows (one definition for both)
     from imagio.mrml.ablation import coverage_rows

@@ -40,22 +40,25 @@ def sphere_case():
 
 AXIS = np.array([1.0, 1.0, 0.3]) / np.linalg.norm([1.0, 1.0, 0.3])
 HALF_VOXEL = 0.5 * max(SPACING)
+HALF_DIAGONAL = 0.5 * float(np.linalg.norm(SPACING))   # the label's voxel faces lie up to this outside the sphere
 
 
 @pytest.mark.parametrize("a,b", [(25.0, 20.0), (30.0, 16.0), (22.0, 19.0)])
 def test_mam_of_centred_sphere_is_min_semi_axis_minus_radius(sphere_case, a, b):
     lab, c, ctx = sphere_case
     cov = ctx.evaluate([Ellipsoid(c, AXIS, a, b)])
-    assert cov.mam_mm == pytest.approx(b - R, abs=HALF_VOXEL)
+    # measured from the label's voxel faces (`outline.Outline`): up to half a voxel diagonal beyond the sphere
+    assert b - R - HALF_DIAGONAL <= cov.mam_mm <= b - R
     loc = np.array(cov.mam_ras) - c
     # the closest approach is across the shaft, on the tumour surface
     assert abs(loc @ AXIS) / np.linalg.norm(loc) < 0.2
-    assert np.linalg.norm(loc) == pytest.approx(R, abs=HALF_VOXEL)
+    assert R <= np.linalg.norm(loc) <= R + HALF_DIAGONAL
     assert cov.tumour_covered_pct == 100.0
     assert cov.criteria["minimal_ablative_margin"]["met"] == (cov.mam_mm >= 5.0)
-    # per-vertex margins: one per surface vertex, their minimum is the MAM
+    # per-vertex margins: one per surface vertex (the drawn, interpolated outline), their minimum
+    # within half a voxel diagonal of the MAM's (the voxel faces')
     assert len(cov.vertex_margin_mm) == ctx.surface.GetNumberOfPoints() > 500
-    assert cov.vertex_margin_mm.min() == pytest.approx(cov.mam_mm)
+    assert cov.vertex_margin_mm.min() == pytest.approx(cov.mam_mm, abs=HALF_DIAGONAL)
 
 
 @pytest.mark.parametrize("zr", [19.0, 20.5, 24.0])
@@ -89,9 +92,10 @@ def test_offset_zone_coverage_matches_lens_volume_and_negative_mam(sphere_case):
             100 * _lens_volume(R + m, zr, d) / (4 / 3 * np.pi * (R + m) ** 3), rel=0.02)
     # the tumour sticks out by d + R - zr = 3 mm on the side opposite the shift
     assert cov.mam_mm < 0
-    assert cov.mam_mm == pytest.approx(zr - d - R, abs=HALF_VOXEL)
+    assert zr - d - R - HALF_DIAGONAL <= cov.mam_mm <= zr - d - R
     loc = np.array(cov.mam_ras) - c
-    assert loc @ (-shift / d) / np.linalg.norm(loc) > 0.95
+    # a voxel corner that sticks out (2 mm slices) may set it a little off the line
+    assert loc @ (-shift / d) / np.linalg.norm(loc) > 0.9
     assert not cov.criteria["tumour_covered"]["met"]
 
 

@@ -42,14 +42,18 @@ def _said(d: dict) -> list[str]:
 def _ablation_line(name: str, a: dict) -> str:
     if a.get("feasible") is False:
         return f"  {name}: no placeable probe (see its report)"
-    mam = f", minimal ablative margin {a['mam_mm']:.1f} mm" if a.get("mam_mm") is not None else ""
+    from .planning.ablation.criteria import mam_text
+
+    mam = f", minimal ablative margin {mam_text(a['mam_mm'])} mm" if a.get("mam_mm") is not None else ""
     bound = f" (lower bound {a['lower_bound']})" if a.get("lower_bound") is not None else ""
     cov = a.get("tumour_covered_pct")
     from .report import percent_covered
 
     cov = f", tumour covered {percent_covered(cov)} %" if cov is not None else ""
-    g = a.get("guaranteed_margin_mm")
-    g = f" (guaranteed on the analysis grid: {g:.1f} mm)" if g is not None else ""
+    # the margin check's verdict on the MAM's own outline and figure (`multiprobe.margin_check`), not a
+    # second margin (abl101: it was the voxel centres' "guaranteed" margin, up to half a voxel above the MAM)
+    p = a.get("margin_proven")
+    g = "" if p is None else f" ({a.get('margin_mm', 5.0):g} mm margin {'proven' if p else 'NOT proven'})"
     from .planning.ablation.commands import hollow_viscus_clause
 
     hv = hollow_viscus_clause({"criteria": a.get("criteria")})   # trial 96 F4: a hollow viscus in the zone

@@ -273,6 +273,7 @@ def ablation_rows(a: dict) -> list:
     it is not the asked one: ``setting_choice``), probes, coverage, margin, heat sink, healthy
     tissue; the criteria say whether each threshold is met."""
     from .planning.ablation.commands import hollow_viscus_verdict
+    from .planning.ablation.criteria import mam_text
 
     cov = a.get("coverage") or {}
     crit = cov.get("criteria") or {}
@@ -290,12 +291,13 @@ def ablation_rows(a: dict) -> list:
                 if crit.get("tumour_covered") and not crit["tumour_covered"].get("met")
                 and (cov.get("tumour_covered_pct") or 0) >= 99.95 else _met(crit.get("tumour_covered")))),
             *[(f"tumour + {k} covered (%)", f"{percent_covered(v)}" + (
-                f" (every voxel of it, but the minimal margin is {cov['mam_mm']:.1f} mm: its outer surface lies "
+                f" (every voxel of it, but the minimal margin is {mam_text(cov['mam_mm'])} mm: its outer surface lies "
                 "partly outside the zone)" if v is not None and v >= 99.95 and cov.get("mam_mm") is not None
                 and cov["mam_mm"] < float(str(k).removesuffix("mm")) else ""))   # trial 50 L1
               for k, v in shells.items()],
-            ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm'))}{_met(crit.get('minimal_ablative_margin'))}"
-             + (f" (from the tumour's interpolated outline, +/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
+            ("minimal ablative margin (mm)", f"{_fmt(cov.get('mam_mm')) if cov.get('mam_mm') is None else mam_text(cov['mam_mm'])}{_met(crit.get('minimal_ablative_margin'))}"
+             + (f" (from the tumour label's voxel faces to the zone's ellipsoid, never above it; the true edge "
+                f"+/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
                 if cov.get("outline_tolerance_mm") else "")),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
             *([("no hollow viscus in the zone", hollow_viscus_verdict(crit["no_hollow_viscus"]))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..planning.ablation.criteria import mam_text
 from ..planning.ablation.multiprobe import plan_for_probe  # noqa: F401 (the Slicer module, IMAGIO Web)
 
 MARGIN_ARRAY = "AblativeMarginMm"
@@ -97,8 +98,8 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
             ("tumour covered %", percent_covered(get(c, 'tumour_covered_pct')))]
     rows += [(f"tumour + {m:g} mm covered %", f"{v:.1f}") for m, v in margins.items()]
     tol = c.get("outline_tolerance_mm", 0.0) if isinstance(c, dict) else getattr(c, "outline_tolerance_mm", 0.0)
-    rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + f"{get(c, 'mam_mm'):.1f}"),
-             *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour outline: half a CT voxel)")] if tol else []),
+    rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + mam_text(get(c, 'mam_mm'))),
+             *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour's true edge vs its label's voxel faces: half a CT voxel)")] if tol else []),
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
              ("MAM >= 5 mm", {None: "not verifiable (past the image)"}.get(
                  get(c, "criteria")["minimal_ablative_margin"]["met"], str(get(c, "criteria")["minimal_ablative_margin"]["met"]))),

@@ -347,6 +347,7 @@ def cmd_plan(args) -> int:
         print(f"other lesions kept out of every path: {', '.join(other)} (plan.json rules.other_lesions)")
     if abl:
         from .ablation.commands import hollow_viscus_clause
+        from .ablation.criteria import mam_text
 
         sp = abl["single_probe"][0]
         c = sp["coverage"]
@@ -354,7 +355,7 @@ def cmd_plan(args) -> int:
         from ..report import percent_covered
 
         print(f"ablation {abl['device']} {sp.get('setting') or abl['setting']} on the best path: tumour covered "
-              f"{percent_covered(c['tumour_covered_pct'])}%, minimal ablative margin {c['mam_mm']:.1f} mm"
+              f"{percent_covered(c['tumour_covered_pct'])}%, minimal ablative margin {mam_text(c['mam_mm'])} mm"
               + (f" (NOT VERIFIABLE: {c['criteria']['minimal_ablative_margin']['not_verifiable']})"
                  if c["criteria"]["minimal_ablative_margin"].get("met", True) is None else "")
               + (f" (verifiable on the image: {c['unimaged']['verifiable_margin_mm']:.1f} mm)"
@@ -378,11 +379,12 @@ def multi_probe_summary(m: dict) -> str:
     and the minimal ablative margin with the verdict, so that a covered shell is never read as a
     met margin (new-user trial 25: "tumour + 5mm covered 100.0%" printed beside a MAM of 4.50 mm
     and an unproven guarantee). One margin is printed, the MAM (trial 56 L2: three margins for
-    one zone, the MAM, the grid check's guaranteed margin and the outline's); the grid check
-    (`multiprobe.margin_check`) is said as its verdict."""
+    one zone, the MAM, the grid check's guaranteed margin and the outline's); the margin check
+    (`multiprobe.margin_check`: the MAM itself against the required margin, since abl101) is said
+    as its verdict, "proven" only where the MAM meets it."""
     from .ablation.commands import hollow_viscus_clause, shared_entry_words
-    from .ablation.criteria import load_criteria
-    from .ablation.multiprobe import lower_bound_words, outline_doubt
+    from .ablation.criteria import load_criteria, mam_text
+    from .ablation.multiprobe import lower_bound_words
 
     need = float(load_criteria()["minimal_ablative_margin_mm"]["value"])
     key = f"{m['margin_mm']:g}mm"
@@ -397,7 +399,7 @@ def multi_probe_summary(m: dict) -> str:
                else "meets" if c["mam_mm"] >= need else "BELOW")
     txt = (f"multi-probe: {n} probe{'s' if n != 1 else ''} ({how}), tumour + {key} covered "
            f"{c['margin_covered_pct'].get(key)}% at its sample voxel centres; minimal ablative margin "
-           f"{c['mam_mm']:.1f} mm ({verdict} the required {need:g} mm)")
+           f"{mam_text(c['mam_mm'])} mm ({verdict} the required {need:g} mm)")
     if crit.get("met", True) is None:
         txt += f", NOT VERIFIABLE: {crit.get('not_verifiable')}"
     u = c.get("unimaged") or {}
@@ -415,12 +417,12 @@ def multi_probe_summary(m: dict) -> str:
                    else f"{shared_entry_words(m['probes'], grp)})"))
     g = m.get("margin_guarantee") or {}
     if g:   # a verdict, not another margin: one margin per zone is printed (trial 56 L2), the MAM above
-        txt += (f"; the {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} by the "
-                "analysis grid's check")
-        if outline_doubt(g):
-            txt += " from the tumour's voxel centres only, not from its drawn outline"
-        if not g["proven"] or outline_doubt(g):
-            txt += " (its margins: plan.json margin_guarantee, and the warnings)"
+        # proven on the MAM's own outline and measurement (`multiprobe.margin_check`): never "proven" beside
+        # a MAM below it (new-user trial 103 F5.1)
+        txt += (f"; the {g['margin_mm']:g} mm margin {'proven' if g['proven'] else 'NOT proven'} around the "
+                "tumour's voxel faces")
+        if not g["proven"]:
+            txt += " (plan.json margin_guarantee, and the warnings)"
     return txt
 
 

@@ -116,6 +116,7 @@ def ablation_text(device: str, setting: str, coverage, note: str = "") -> str:
     panel: they differ when `spare.spare_hollow_viscus` kept a hollow viscus out with another
     setting. ``coverage``: its `coverage.Coverage`."""
     from ..planning.ablation.commands import hollow_viscus_words
+    from ..planning.ablation.criteria import mam_text
 
     c = coverage
     m5 = c.margin_covered_pct.get(5.0)
@@ -125,7 +126,7 @@ def ablation_text(device: str, setting: str, coverage, note: str = "") -> str:
 
     return (f"{device} {setting}: tumour covered {percent_covered(c.tumour_covered_pct)}%"
             + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
-            + f"; minimal ablative margin {c.mam_mm:.1f} mm"
+            + f"; minimal ablative margin {mam_text(c.mam_mm)} mm"
             + (" (not verifiable: past the image)" if mam is None else "" if mam else " (below 5 mm)")
             + (f"; {hv}" if hv else "") + (f"; {note}" if note else ""))
 

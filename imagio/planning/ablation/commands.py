@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from ...errors import ImagioError, InputError
+from .criteria import mam_text
 
 
 def cmd_devices(args) -> int:
@@ -378,7 +379,7 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
     vm = u.get("verifiable_margin_mm")
     if vm is not None and cov.get("mam_mm") is not None and vm < float(cov["mam_mm"]) - 0.05:
         margin += (f"; the image ends {u.get('tumour_to_unimaged_mm', vm):.1f} mm from the tumour, so of the minimal "
-                   f"ablative margin of {cov['mam_mm']:.1f} mm only {vm:.1f} mm can be verified on it")
+                   f"ablative margin of {mam_text(cov['mam_mm'])} mm only {vm:.1f} mm can be verified on it")
     sides = set(named) | ({u["padding_side"]} if u.get("padding_side") and "padding" in named else set())
     # what lies past each kind of end (new-user trial 91 M1: the liver dome was named for a zone past the
     # inferior end, where bowel, gallbladder and kidney lie, and "a longer scan" for one past a side)
@@ -465,21 +466,23 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     m = crit.get("minimal_ablative_margin", {})
     if t and not t.get("met", True) and cov["tumour_covered_pct"] >= 99.95:   # every voxel, not the surface
         out.append(f"{what}: the zone holds every voxel of {tumour} but the tumour's surface lies up to "
-                   f"{-cov['mam_mm']:.1f} mm outside it, at {[round(x, 1) for x in cov['mam_ras']]} RAS mm ({need:g} mm "
+                   f"{mam_text(cov['mam_mm']).lstrip('-')} mm outside it, at {[round(x, 1) for x in cov['mam_ras']]} RAS mm ({need:g} mm "
                    f"of margin is required): part of the tumour's edge is not ablated; {fix}")
     elif t and not t.get("met", True):
         out.append(f"{what}: the zone covers only {cov['tumour_covered_pct']:.1f}% of {tumour} (the "
-                   f"tumour surface lies up to {-cov['mam_mm']:.1f} mm outside it, at "
+                   f"tumour surface lies up to {mam_text(cov['mam_mm']).lstrip('-')} mm outside it, at "
                    f"{[round(x, 1) for x in cov['mam_ras']]} RAS mm; {need:g} mm of margin is required): part "
                    f"of the tumour is not ablated; {fix}")
     elif m and m.get("met", True) is False:
-        out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm at {[round(x, 1) for x in cov['mam_ras']]} "
+        out.append(f"{what}: minimal ablative margin {mam_text(cov['mam_mm'])} mm at {[round(x, 1) for x in cov['mam_ras']]} "
                    f"RAS mm, below the required {need:g} mm (local progression risk, Laimer 2020); {fix}")
     elif m and m.get("met", True) is not None and cov.get("outline_tolerance_mm") and cov["mam_mm"] < m.get("required", need) + cov["outline_tolerance_mm"]:
-        # met by less than the outline's own uncertainty (trial 47 L5: voxel faces would give less)
-        out.append(f"{what}: minimal ablative margin {cov['mam_mm']:.1f} mm meets the required {m.get('required', need):g} mm by less "
+        # met by less than the outline's own uncertainty (trial 47 L5): the margin is measured from the
+        # label's voxel faces (`outline.Outline`), and the tumour's true edge lies within half a voxel of them
+        out.append(f"{what}: minimal ablative margin {mam_text(cov['mam_mm'])} mm meets the required {m.get('required', need):g} mm by less "
                    f"than the tumour outline's uncertainty (+/- {cov['outline_tolerance_mm']:g} mm, half a CT voxel): "
-                   f"measured to the tumour's voxel faces it may fall short; check the margin on the images, or {fix}")
+                   f"it is measured from the tumour label's voxel faces, and the tumour's true edge may lie that far "
+                   f"beyond them; check the margin on the images, or {fix}")
     for h in cov.get("heat_sink") or []:   # trial 25: a 'high' heat sink was a table row only
         if h.get("level") == "high":
             where = "inside the zone" if h.get("inside_zone") else f"{h['distance_to_zone_mm']:.1f} mm from the zone"
@@ -597,7 +600,6 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
 
     ``host_organ``: the structure holding the tumour ("" unknown: every structure is named);
     ``tumour_in_lung``: the tumour lies in the lung (`zone_doubts`). Figures are those of ``abl`` (mL, mm, RAS mm)."""
-    from .multiprobe import outline_doubt
 
     dev = f"{abl['device']} {abl['setting']}"
     out = []
@@ -698,8 +700,6 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
         g = mp.get("margin_guarantee") or {}
         if g and not g.get("proven", True):
             out.append(f"{what}: the {g['margin_mm']:g} mm margin is {g['statement']}")
-        elif g and outline_doubt(g):
-            out.append(f"{what}: {outline_doubt(g)}")
         if mp.get("status_kind") == "cover_not_proven":
             out.append(f"{what}: {mp['status'].split(';')[0]}")
         if mp.get("single_status_kind") in ("advanced_short", "advanced_short_image", "centred_graze"):

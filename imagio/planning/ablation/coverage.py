@@ -1,13 +1,22 @@
 """Coverage and minimal ablative margin of ablation zones around one tumour.
 
-`AblationContext` prepares once per tumour, on a supersampled crop (`FineGrid`): the tumour
-mask (trilinear from the CT-grid mask, > 0.5), its signed distance map (the tumour + 5 / 10 mm
-regions), its surface mesh, the labels and the vessel centre lines. ``evaluate(zones)`` then
-takes tens of milliseconds: it rasterises the zones, counts the covered voxels, and computes
-the zone's signed distance (``edt``, anisotropic, > 0 inside) in a box around the tumour and
-the zone, read at every tumour-surface vertex: the per-vertex margin, whose minimum is the
-minimal ablative margin (MAM; negative when the tumour sticks out of the zone). Volumes mL,
-distances mm, positions RAS.
+`AblationContext` prepares once per tumour, on a supersampled crop (`FineGrid`, an integer
+subdivision of the label grid): the tumour mask (its label-map voxels' boxes, exactly: the outline
+the MAM is measured from), its signed distance map (the tumour + 5 / 10 mm regions the covers aim
+at), its surface mesh (the 0.5 level of the trilinear mask: drawn and coloured only), the labels and the vessel centre lines. ``evaluate(zones)`` then
+takes tens of milliseconds: it rasterises the zones, counts the covered voxels, and measures
+the minimal ablative margin (MAM; negative when the tumour sticks out of the zone) from the
+tumour's outline as a reader draws it, the faces of its label-map voxels on the label map's
+own grid, to the zones' analytic ellipsoids (`outline.Outline.margin`): a guaranteed lower
+bound, exact for one zone (its minimum over the boundary voxels' box corners), within 0.1 mm
+for a union of zones except where two zones' surfaces meet (there it may read lower). The
+drawn surface mesh (the 0.5 level of the interpolated mask) carries each vertex's own margin
+to the zones (`outline.point_margins`) for its colours; it may lie up to half a voxel from the
+voxel faces, so its colours are not the MAM. With ``details``, the zone's signed distance map
+(``edt``) in a box around the tumour and the zone gives the nearby structures and heat sinks.
+Before abl100 the MAM was read on that mesh against the distance map of the rasterised zone on
+the 1 mm analysis grid, and could read up to 0.67 mm above the voxel faces' margin
+(Testing/test_ablation_mam_bound.py). Volumes mL, distances mm, positions RAS.
 
 The grid reaches past the CT's array where the tumour lies near its end, and the voxels there,
 and the CT's padding (outside the reconstruction circle, a reformat's fill: ``unimaged`` of the
@@ -33,6 +42,7 @@ from ..skin import PackedMask
 from . import heatsink
 from .criteria import hollow_viscus_criterion, value
 from .grid import FineGrid
+from .outline import Outline, point_margins
 from .zones import Ellipsoid, bounds, box_of, rasterize
 
 WORK_SPACING_MM = 1.0      # the analysis grid's largest voxel side (mm)
@@ -89,42 +99,27 @@ def _sdf(inside: np.ndarray, spacing_kji, outside_positive: bool = False) -> np.
     return c.astype(np.float32, copy=False)
 
 
-def _sample_signed(d, inside, s: float, kji: np.ndarray) -> np.ndarray:
-    """Trilinear interpolation of the signed distance at continuous kji points, computing it
-    only at the 8 voxels around each point."""
-    shp = np.array(d.shape)
-    base = np.clip(np.floor(kji).astype(np.int64), 0, np.maximum(shp - 2, 0))
-    f = np.clip(kji - base, 0.0, 1.0)
-    out = np.zeros(len(kji))
-    for dk in (0, 1):
-        for dj in (0, 1):
-            for di in (0, 1):
-                idx = (np.minimum(base[:, 0] + dk, shp[0] - 1), np.minimum(base[:, 1] + dj, shp[1] - 1),
-                       np.minimum(base[:, 2] + di, shp[2] - 1))
-                w = ((f[:, 0] if dk else 1 - f[:, 0]) * (f[:, 1] if dj else 1 - f[:, 1])
-                     * (f[:, 2] if di else 1 - f[:, 2]))
-                out += w * _signed(d[idx], inside[idx], s)
-    return out
-
-
 @dataclass
 class Coverage:
     """Coverage and margins of a set of zones around a tumour (%, mm, mL, RAS)."""
 
     tumour_covered_pct: float
     margin_covered_pct: dict            # margin mm -> % of tumour + margin covered (imaged or not)
-    mam_mm: float                       # minimal ablative margin (<0: tumour outside the zone)
-    mam_ras: list                       # where on the tumour surface
+    mam_mm: float                       # minimal ablative margin (<0: tumour outside the zone): from the
+    # tumour label's voxel faces to the zones' ellipsoids, a lower bound (`outline.Outline.margin`: exact
+    # for one zone, within 0.1 mm for a union away from where two zones' surfaces meet)
+    mam_ras: list                       # where it is read (a voxel corner, or the union's surface point)
     mam_capped: bool                    # True: the margin is at least mam_mm (analysis cap)
     zone_volume_ml: float
-    tumour_volume_ml: float
+    tumour_volume_ml: float             # the label map's tumour voxels x one voxel's volume (the outline the MAM
+    # and the coverage are measured on; before abl101 the smoothed 0.5 level's, 4-6 % smaller)
     healthy_ml: dict                    # structure -> mL ablated outside the tumour
     structures_near_mm: dict            # structure -> distance to the zone (0: inside), <= N mm
     heat_sink: list                     # vessels >= 3 mm near the zone
     criteria: dict                      # name -> {"value", "required", "met"}
     n_zones: int
-    outline_tolerance_mm: float = 0.0   # half the label map's largest voxel side: the tumour's outline is
-    # its mask's interpolated 0.5 level, which lies up to that far from its voxels' faces (trial 47 L5)
+    outline_tolerance_mm: float = 0.0   # half the label map's largest voxel side: the MAM is measured from
+    # the label's voxel faces; the tumour's true edge lies up to that far either side of them (trial 47 L5)
     unimaged: dict = field(default_factory=dict)   # the zone's part past the image (`AblationContext.evaluate`);
     # {} when the zone lies wholly in imaged data
     compliant: bool | None = None       # every required criterion (`REQUIRED`) met; None: none failed but one is
@@ -173,6 +168,7 @@ class AblationContext:
         # slice it: one bit per voxel (a label-grid bool mask is 21 MiB at 1.5 mm, held through a
         # multi-probe plan), packed before the grid is built (not held beside its volumes)
         self.tumour_mask = PackedMask(mask)
+        self.voxel_outline = Outline(mask, self._t_lo, self._t_hi, labels)   # the label's voxel faces: the MAM's
         del mask, kji
         pad = self.cap_mm + CONTEXT_EXTRA_MM if pad_mm is None else float(pad_mm)
         self._build(pad)
@@ -215,10 +211,13 @@ class AblationContext:
         for _, v, fn in self._regions:
             self._put_region(v, fn)
         self._put_unimaged()
-        lin = g.linear(self.tumour_mask)    # the fine float mask (thresholded here, meshed below)
-        self.tumour = lin > 0.5
-        if not self.tumour.any():  # a sub-voxel tumour: keep its voxels
-            self.tumour = g.nearest(self.tumour_mask)
+        lin = g.linear(self.tumour_mask)    # the fine float mask (meshed below: the drawn surface's colours)
+        # the tumour: its label-map voxels' boxes (the fine grid subdivides the label grid, so the fine
+        # voxels are exactly the boxes): the outline the MAM is measured from (`outline.Outline`), so
+        # the coverage, tumour + margin regions and the multi-probe cover aim at that one outline
+        # (before abl101: the interpolated mask's 0.5 level, 4-6 % smaller and up to half a voxel
+        # inside the faces: a cover of it "proved" margins the MAM then read as not met)
+        self.tumour = g.nearest(self.tumour_mask)
         sp = g.spacing_kji
         self.tumour_sdf = _sdf(self.tumour, sp, outside_positive=True)   # > 0 outside the tumour
         self.regions = {m: self.tumour_sdf <= m for m in self.margins}
@@ -357,24 +356,24 @@ class AblationContext:
         healthy = {names.get(int(v), "unlabelled" if v == 0 else f"label_{v}"): float(bc[v]) * g.voxel_ml
                    for v in np.flatnonzero(bc)}
         t2 = time.perf_counter()
-        # signed distance of the zone in a box holding the tumour + cap and the zone + search
-        sp = g.spacing_kji
-        pc = np.ceil(self.cap_mm / sp).astype(int) + 1
-        ps = np.ceil(self.search_mm / sp).astype(int) + 1
-        blo = np.maximum(np.minimum(self.tumour_box[0] - pc, zlo - ps), 0)
-        bhi = np.minimum(np.maximum(self.tumour_box[1] + pc, zhi + ps), g.shape)
-        bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
-        zin = zone[bs]
-        zd = _edt2(zin, sp)
-        sm = float(np.mean(sp))
-        vm = np.minimum(_sample_signed(zd, zin, sm, self.vertices_kji - blo), self.cap_mm)
-        i = int(np.argmin(vm))
+        # the margin: exact against the zones' ellipsoids on the outline's voxel faces (`outline_margin`)
+        mam, mam_at = self.voxel_outline.margin(ells, self.cap_mm)
+        mam = min(mam, self.cap_mm)
+        vm = np.minimum(point_margins(self.vertices_ras, ells), self.cap_mm)   # the drawn surface's colours
         t3 = time.perf_counter()
         near, hs = {}, []
         if details:
-            near, hs = self._near_and_heat_sink(zin, zd, sm, blo, bhi, bs, modality)
+            # signed distance of the zone in a box holding the tumour + cap and the zone + search
+            sp = g.spacing_kji
+            pc = np.ceil(self.cap_mm / sp).astype(int) + 1
+            ps = np.ceil(self.search_mm / sp).astype(int) + 1
+            blo = np.maximum(np.minimum(self.tumour_box[0] - pc, zlo - ps), 0)
+            bhi = np.minimum(np.maximum(self.tumour_box[1] + pc, zhi + ps), g.shape)
+            bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
+            zin = zone[bs]
+            zd = _edt2(zin, sp)
+            near, hs = self._near_and_heat_sink(zin, zd, float(np.mean(sp)), blo, bhi, bs, modality)
         t4 = time.perf_counter()
-        mam = float(vm[i])
         need, ideal = float(value("minimal_ablative_margin_mm")), float(value("ideal_margin_mm"))
         # covered: every tumour voxel and the tumour's surface inside the zone (new-user trial 47 L4:
         # "100 %, met" beside a minimal margin of -0.1 mm on an oblique grid)
@@ -403,7 +402,7 @@ class AblationContext:
                                                            unlabelled=tuple(n for n, _, _ in self._regions))
         return Coverage(
             tumour_covered_pct=cov_t, margin_covered_pct=cov_m, mam_mm=mam,
-            mam_ras=self.vertices_ras[i].tolist(), mam_capped=bool(mam >= self.cap_mm),
+            mam_ras=mam_at.tolist(), mam_capped=bool(mam >= self.cap_mm),
             zone_volume_ml=float(np.count_nonzero(zone)) * g.voxel_ml,
             tumour_volume_ml=self.tumour_count * g.voxel_ml, healthy_ml=healthy,
             structures_near_mm=near, heat_sink=hs, criteria=crit, n_zones=len(ells),

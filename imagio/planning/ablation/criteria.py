@@ -4,6 +4,7 @@ from ``imagio/data/ablation_criteria.json``. Distances in mm."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from importlib import resources
@@ -14,6 +15,14 @@ from ...anatomy import canonical_name, is_known
 @lru_cache(maxsize=1)
 def load_criteria() -> dict:
     return json.loads(resources.files("imagio.data").joinpath("ablation_criteria.json").read_text())
+
+
+def mam_text(mm: float) -> str:
+    """A minimal ablative margin (mm) to one decimal, rounded DOWN (towards minus infinity), as
+    every plan output prints it: a margin below the required one never reads as it (4.98 mm was
+    printed "5.0 mm" beside "below the required 5 mm", abl101), one outside the zone reads at least
+    as far out; the 1e-6 keeps a float's 5.1 = 5.0999... from reading 5.0."""
+    return f"{math.floor(round(float(mm) * 10, 6)) / 10:.1f}"
 
 
 def value(key: str):

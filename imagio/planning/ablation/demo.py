@@ -147,5 +147,7 @@ def _write(pp, ctx, out: Path, scene, needle, host_organ: str, single: bool = Fa
             "lower_bound": d["lower_bound"], "tumour_covered_pct": c["tumour_covered_pct"],
             "margin_covered_pct": c["margin_covered_pct"], "mam_mm": c["mam_mm"],
             "guaranteed_margin_mm": (d.get("margin_guarantee") or {}).get("guaranteed_margin_mm"),
+            "margin_proven": (d.get("margin_guarantee") or {}).get("proven"),
+            "margin_mm": (d.get("margin_guarantee") or {}).get("margin_mm"),
             "all_paths_feasible": all(p["feasible"] for p in d["probes"]), "status": d["status"],
             "criteria": c.get("criteria"), "hollow_viscus": d.get("hollow_viscus"), "warnings": d["warnings"]}

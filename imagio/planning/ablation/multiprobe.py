@@ -17,7 +17,8 @@ each zone's volume outside the tumour, critical structures weighted per mL by
 ablation_criteria.json ``collateral_cost``: hollow viscera highest, `collateral_cost`; pairs of
 zones swapped where one holds such tissue, `_pair_swaps`). Lower bounds: the LP relaxation optimum rounded up,
 and ceil(volume of tumour + margin / volume of one zone).
-The margin the chosen zones guarantee is proven on the analysis grid (`guaranteed_margin`).
+The margin the chosen zones guarantee is the MAM around the tumour's label-map voxel faces
+(`guaranteed_margin`, `outline.Outline.margin`: the one measurement, so "proven" and "MAM met" agree).
 Every list the cover is built from (directions, zone centres, sample points, check points) is
 in world order with its coordinates quantised (`imagio.world_order`), so that each tie (the
 first of equal gains or costs, the first point per cube, the solver's order of rows and
@@ -1142,9 +1143,6 @@ def collateral_report(cov: Coverage, n_probes: int, searched: bool, host_organ: 
             "source": spec["source"]}
 
 
-REFINE = 4   # sub-cells per axis where `guaranteed_margin` refines an unproven voxel
-
-
 def _depth(P: np.ndarray, ells) -> np.ndarray:
     """A lower bound (mm) of how deep each RAS point (n, 3) lies inside the union of the
     zones ``ells``: for each zone (1 - r) b, r the point's normalised ellipsoidal radius and b
@@ -1160,65 +1158,58 @@ def _depth(P: np.ndarray, ells) -> np.ndarray:
     return out
 
 
-def guaranteed_margin(ctx: AblationContext, ells, margin_mm: float | None = None) -> dict:
-    """The largest margin m the zones ``ells`` provably hold on the analysis grid: every point
-    closer than m (mm) to a tumour voxel centre lies inside a zone.
-
-    Proof: D(v) is each voxel centre's exact distance to the nearest tumour voxel centre
-    (``edt``) and h half the voxel diagonal; every point x lies in the cell of some voxel
-    centre v, within h of it, so dist(x) >= D(v) - h, and x is inside a zone when v lies at
-    least h deep in one (`_depth`). So m = min D(v) - h over the voxels less than h deep. The
-    voxels that can set m are refined: each cell is split into `REFINE`^3 sub-cells whose
-    centres' distances are exact (k-d tree of the tumour voxel centres) and whose half-diagonal
-    is h / REFINE. Checked up to the context's margin cap + h (beyond it m is reported as at
-    least the cap: ``capped``) and no further than the grid's outer faces allow (a point beyond
-    them is at least min D - h over the face voxels away). ``edt`` runs on the box of the tumour
-    + cap + 1.5 voxel diagonals (the nearest tumour voxel of a voxel in it lies in it).
-    Vectorised over the voxels (one pass per zone). With ``margin_mm``, also the voxel-level
-    check of that margin: ``check_points`` (voxel centres with D <= margin + h) and
-    ``uncovered`` (those less than h deep).
-    Returns {guaranteed_margin_mm, capped, ball_radius_mm, check_points, uncovered}."""
+def check_points(ctx: AblationContext, margin_mm: float) -> tuple[np.ndarray, float]:
+    """(kji (n, 3) int indices on the analysis grid, h mm): the analysis grid's voxel centres
+    inside the tumour or within ``margin_mm`` + h of its outline (its label-map voxels' boxes,
+    `outline.Outline`, the MAM's outline), h half the analysis voxel's diagonal. Every point
+    within ``margin_mm`` of the outline lies within h of one of them (the voxel cells tile
+    space), so when each of their balls of radius h lies inside a zone, the zones hold every
+    point within ``margin_mm`` of the outline (the margin is proven on that outline). Found by
+    ``edt`` to the tumour's analysis voxels (the boxes' sub-voxels: at most h above the distance
+    to the boxes), then the exact box distance (`Outline.box_distance`, its lower bound)."""
     import edt
-    from scipy.spatial import cKDTree
 
     g = ctx.grid
     sp = g.spacing_kji
     h = 0.5 * float(np.linalg.norm(sp))
-    upto = float(ctx.cap_mm)
-    pv = np.ceil((upto + 3 * h) / sp).astype(int)      # the box holding every voxel that is checked
+    reach = float(margin_mm) + 2.0 * h
+    pv = np.ceil(reach / sp).astype(int) + 1
     lo = np.maximum(ctx.tumour_box[0] - pv, 0)
     hi = np.minimum(ctx.tumour_box[1] + pv, g.shape)
     tum = ctx.tumour[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    dist = edt.edt(~tum, anisotropy=tuple(float(x) for x in sp), black_border=False)   # exact in the box
-    faces = min(float(f.min()) for ax in range(3) for f in (np.take(dist, 0, ax), np.take(dist, -1, ax)))
-    upto = min(upto, faces - h)
-    out = {"ball_radius_mm": round(h, 3)}
-    # first the shell the margin check needs (+ 2 h for the refinement); all voxels up to the cap
-    # only when that shell's bound reaches its edge (most plans are decided in the first)
-    for reach in sorted({min((margin_mm or 0.0) + 3 * h, upto + h), upto + h}):
-        kji = np.argwhere(dist <= reach) + lo
-        D = dist[tuple((kji - lo).T)].astype(float)
-        bad = _depth(g.kji_to_ras(kji.astype(float)), ells) < h
-        if margin_mm is not None and "uncovered" not in out:
-            chk = D <= margin_mm + h
-            out.update(check_points=int(chk.sum()), uncovered=int((bad & chk).sum()))
-        m = reach - h          # points farther than this from the tumour were not checked
-        if bad.any() and float(D[bad].min()) + 2 * h <= m:
-            break
+    dist = edt.edt(~tum, anisotropy=tuple(float(x) for x in sp), black_border=False)
+    near = np.argwhere(dist <= reach)
     del dist
-    if bad.any():
-        kb, Db = kji[bad], D[bad]
-        near = Db <= float(Db.min()) + 2 * h          # the cells that can set m after refinement
-        if (~near).any():
-            m = min(m, float(Db[~near].min()) - h)
-        f = (np.arange(REFINE) + 0.5) / REFINE - 0.5
-        off = np.stack(np.meshgrid(f, f, f, indexing="ij"), -1).reshape(-1, 3)   # sub-cell centres, kji
-        P = g.kji_to_ras((kb[near][:, None, :] + off[None]).reshape(-1, 3))
-        miss = _depth(P, ells) < h / REFINE
-        if miss.any():
-            tree = cKDTree(g.kji_to_ras((np.argwhere(tum) + lo).astype(float)))
-            m = min(m, float(tree.query(P[miss])[0].min()) - h / REFINE)
-    out.update(guaranteed_margin_mm=math.floor(1000 * m) / 1000, capped=bool(m >= upto))
+    inside = tum[tuple(near.T)]
+    kji = near + lo
+    low, _ = ctx.voxel_outline.box_distance(g.kji_to_ras(kji[~inside].astype(float)))
+    keep = inside.copy()
+    keep[~inside] = low <= float(margin_mm) + h
+    return kji[keep], h
+
+
+def guaranteed_margin(ctx: AblationContext, ells, margin_mm: float | None = None) -> dict:
+    """The margin the zones ``ells`` provably hold around the tumour's outline (its label-map
+    voxels' boxes): `outline.Outline.margin`, the one measurement of the minimal ablative
+    margin (the same figure as `Coverage.mam_mm`; exact for one zone, a lower bound for
+    several), rounded down to 1e-3 mm, at most the context's margin cap (``capped``). With
+    ``margin_mm``, also the analysis grid's check of that margin (`check_points`):
+    ``check_points`` and ``uncovered`` (those whose ball of radius h is not inside one zone,
+    `_depth`: where the zones may fall short of ``margin_mm``). Before abl101 this was measured
+    from the analysis grid's interpolated tumour voxel CENTRES: up to half a label voxel above
+    the MAM (new-user trial 103 F5.1: "5 mm proven" beside "MAM 4.98 mm").
+    Returns {guaranteed_margin_mm, capped, ball_radius_mm, check_points, uncovered}."""
+    cap = float(ctx.cap_mm)
+    m, _ = ctx.voxel_outline.margin(list(ells), cap)
+    m = math.floor(1000 * float(m)) / 1000
+    out = {"guaranteed_margin_mm": m, "capped": bool(m >= cap)}
+    if margin_mm is not None:
+        kji, h = check_points(ctx, margin_mm)
+        bad = _depth(ctx.grid.kji_to_ras(kji.astype(float)), ells) < h
+        out.update(check_points=int(len(kji)), uncovered=int(bad.sum()))
+    else:
+        h = 0.5 * float(np.linalg.norm(ctx.grid.spacing_kji))
+    out["ball_radius_mm"] = round(h, 3)
     return out
 
 
@@ -1229,15 +1220,15 @@ def margin_text(mm: float) -> str:
 
 
 def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
-    """Proof check of the margin on the analysis grid (`guaranteed_margin`): every point within
-    ``margin_mm`` of a tumour voxel centre lies inside a zone when the guaranteed margin is at
-    least ``margin_mm``. ``uncovered``: voxel centres within ``margin_mm + h`` of a tumour voxel
-    centre (h: half the voxel diagonal) less than h deep in every zone. Returns {margin_mm,
-    proven, guaranteed_margin_mm, guaranteed_capped, check_points, uncovered, uncovered_pct,
-    ball_radius_mm, statement}."""
+    """Proof check of the margin around the tumour's outline (its label-map voxels' boxes, the
+    outline of the minimal ablative margin, `guaranteed_margin`): proven when the zones' margin
+    there (`outline.Outline.margin`, the MAM's own measurement, so "proven" and the MAM criterion
+    never disagree) is at least ``margin_mm`` and no part of tumour + margin lies past the image.
+    ``uncovered``: `check_points` whose ball (radius h, half the analysis voxel diagonal) lies
+    inside no zone. Returns {margin_mm, proven, guaranteed_margin_mm, guaranteed_capped,
+    check_points, uncovered, uncovered_pct, ball_radius_mm, statement}."""
     gm = guaranteed_margin(ctx, ells, margin_mm)
     h, m, n, miss = gm["ball_radius_mm"], gm["guaranteed_margin_mm"], gm["check_points"], gm["uncovered"]
-    outline = box_outline_margin_mm(ctx, ells) if m >= margin_mm else None
     # tumour + margin past the image (or in the CT's padding): the zones may hold it geometrically
     # (the grid reaches past the array), but the margin there is not verifiable (trial 90 1b)
     past = ctx.unimaged_shell_ml(margin_mm)
@@ -1246,90 +1237,35 @@ def margin_check(ctx: AblationContext, ells, margin_mm: float) -> dict:
     proven = geometric and past <= 0.0 and not edge
     at_least = "at least " if gm["capped"] else ""
     m_txt = margin_text(m)
-    grid = "x".join(f"{x:.2g}" for x in ctx.grid.spacing_kji)
+    what = "the tumour's outline (the faces of its label-map voxels)"
     return {"margin_mm": margin_mm, "proven": bool(proven), "guaranteed_margin_mm": m,
             "guaranteed_capped": gm["capped"], "check_points": n,
             "uncovered": miss, "uncovered_pct": round(100.0 * miss / max(n, 1), 3),
-            "ball_radius_mm": h, "outline_margin_mm": outline,
-            "statement": (f"every point within {margin_mm:g} mm of a tumour voxel centre (analysis grid "
-                          f"{grid} mm) lies inside a zone; guaranteed margin {at_least}{m_txt} mm, measured from "
-                          f"the tumour's voxel centres; from the outline of its label-map voxels (their boxes) "
-                          f"at least {margin_text(outline or 0.0)} mm" if proven else
-                          f"NOT proven: every point within {margin_mm:g} mm of a tumour voxel centre lies inside a "
-                          f"zone (guaranteed margin {at_least}{m_txt} mm on the analysis grid {grid} mm, the zones' "
-                          f"part past the image included), but tumour + {margin_mm:g} mm reaches "
-                          f"{past:.2f} mL of tissue past the image or in its padding, where the margin is not "
-                          "verifiable" + _scan_edge_note(ctx, margin_mm) if geometric else
-                          f"NOT proven: the guaranteed margin is {m_txt} mm (every point closer than that to a "
-                          f"tumour voxel centre lies inside a zone; analysis grid {grid} mm); {miss} of {n} voxel "
-                          f"centres within {margin_mm + h:.2f} mm of the tumour lack a {h:.2f} mm ball inside "
-                          f"one zone (the margin may be below {margin_mm:g} mm there)" + _scan_edge_note(ctx, margin_mm))}
+            "ball_radius_mm": h,
+            "statement": (f"every point within {margin_mm:g} mm of {what} lies inside a zone: the minimal "
+                          f"ablative margin (the zones' margin around it) is {at_least}{m_txt} mm" if proven else
+                          f"NOT proven: every point within {margin_mm:g} mm of {what} lies inside a zone (margin "
+                          f"{at_least}{m_txt} mm, the zones' part past the image included), but tumour + "
+                          f"{margin_mm:g} mm reaches {past:.2f} mL of tissue past the image or in its padding, where "
+                          "the margin is not verifiable" + edge if geometric else
+                          f"NOT proven: the minimal ablative margin (the zones' margin around {what}) is "
+                          f"{m_txt} mm; {miss} of {n} analysis voxel centres within {margin_mm:g} + {h:.2f} mm of it "
+                          f"lack a {h:.2f} mm ball inside one zone (the margin may be below {margin_mm:g} mm there)"
+                          + edge)}
 
 
-OUTLINE_STEP_MM = 0.3   # spacing of the zone-surface samples of `box_outline_margin_mm`
-
-
-def box_outline_margin_mm(ctx: AblationContext, ells, step_mm: float = OUTLINE_STEP_MM) -> float:
-    """A lower bound (mm) of the margin the zones ``ells`` leave around the tumour's outline drawn
-    from its label-map voxels (the union of the voxels' boxes on the label grid, where Slicer
-    draws the label map and where the minimal ablative margin is measured between outlines): the
-    smallest distance from a point of the zones' outer surface to a tumour box, over surface
-    samples at most ``step_mm`` apart (each zone's surface outside the others), minus ``step_mm``
-    (the distance changes by at most the step between samples). Each box distance is exact in the
-    label grid's own IJK frame (oblique, anisotropic); the nearest box is among the 27 boxes whose
-    centres are nearest. 0 when a sample lies in a box."""
-    from scipy.spatial import cKDTree
-
-    from ...coords import fibonacci_sphere
-
-    lab = ctx.labels
-    lo, hi = ctx.tumour_bounds_kji
-    sub = ctx.tumour_mask[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
-    vox = (np.argwhere(sub) + lo).astype(float)
-    tree = cKDTree(lab.kji_to_world(vox))
-    sp = np.asarray(lab.spacing, float)[::-1]
-    best = np.inf
-    for e in ells:
-        n = int(np.ceil(4.0 * np.pi * max(e.a_mm, e.b_mm) ** 2 / step_mm ** 2))
-        u = fibonacci_sphere(n)[:, [2, 0, 1]]        # along the zone's axis first
-        ax = np.asarray(e.axis, float)
-        v1 = np.cross(ax, [1.0, 0.0, 0.0] if abs(ax[0]) < 0.9 else [0.0, 1.0, 0.0])
-        v1 /= np.linalg.norm(v1)
-        v2 = np.cross(ax, v1)
-        P = e.centre + np.outer(u[:, 0] * e.a_mm, ax) + np.outer(u[:, 1] * e.b_mm, v1) + np.outer(u[:, 2] * e.b_mm, v2)
-        for o in ells:
-            if o is not e:
-                P = P[~o.contains(P)]
-        if not len(P):
-            continue
-        near = tree.query(P, k=min(27, len(vox)))[1].reshape(len(P), -1)
-        gap = np.maximum(np.abs(lab.world_to_kji(P)[:, None, :] - vox[near]) - 0.5, 0.0) * sp
-        best = min(best, float(np.sqrt((gap ** 2).sum(-1)).min()))
-    return round(max(best - step_mm, 0.0), 3) if np.isfinite(best) else 0.0
-
-
-def outline_doubt(guarantee: dict) -> str:
-    """'' or why a margin `margin_check` proves from the tumour's voxel CENTRES may not hold from
-    the tumour's outline drawn from its label-map voxels (their boxes, where Slicer draws it and
-    where a clinician measures the minimal ablative margin): ``outline_margin_mm``
-    (`box_outline_margin_mm`) below the required margin (new-user trial 28: a 3 mm label map,
-    5.25 mm guaranteed from the centres, 4.25 mm from the voxels' boxes, said nowhere).
-    ``guarantee``: `margin_check`'s dict (mm)."""
-    g = guarantee or {}
-    low = outline_margin_mm(g)
-    if not g.get("proven") or low is None or low >= g["margin_mm"]:
-        return ""
-    return (f"the {g['margin_mm']:g} mm margin is proven from the tumour's voxel centres (guaranteed "
-            f"{margin_text(g['guaranteed_margin_mm'])} mm) but from the outline of its label-map voxels "
-            f"(their boxes) the zones' margin is only known to be at least {margin_text(low)} mm; check it "
-            "on a finer tumour outline (a label map of 1 mm or less) or choose a larger setting")
-
-
-def outline_margin_mm(guarantee: dict) -> float | None:
-    """`margin_check`'s margin (mm) from the tumour's label-map voxel boxes
-    (`box_outline_margin_mm`); None when not measured (the margin was not proven)."""
-    v = (guarantee or {}).get("outline_margin_mm")
-    return None if v is None else float(v)
+def box_outline_margin_mm(ctx: AblationContext, ells) -> float:
+    """A lower bound (mm, >= 0, rounded down to 1e-3) of the margin the zones ``ells`` leave
+    around the tumour's outline drawn from its label-map voxels (the union of the voxels' boxes
+    on the label grid, where Slicer draws the label map and where the minimal ablative margin is
+    measured between outlines): `outline.Outline.margin`, the one measurement of the minimal
+    ablative margin (exact for one zone; for several, the union's surface to the boxes by branch
+    and bound, within 0.1 mm away from where two zones' surfaces meet). 0 when the tumour may
+    reach the zones' surface. (Before abl100: Fibonacci samples of the zones' surface 0.3 mm
+    apart, less 0.3 mm, with the nearest box among the 27 nearest box centres: neither bound
+    was proven.)"""
+    m = ctx.voxel_outline.margin(list(ells), np.inf)[0]
+    return max(math.floor(1000 * m) / 1000, 0.0) if np.isfinite(m) else 0.0
 
 
 def _scan_edge_note(ctx: AblationContext, margin_mm: float) -> str:
@@ -1356,16 +1292,12 @@ def _proven_cover(ctx, margin_mm, C, U, setting, cost, verified, verify, step_mm
     (``verify``); a rejected one is never chosen again. Returns (columns, rows used, proven
     optimal over those rows, lp optimum, rounds). With ``spacing`` (probes in place at once)
     every cover keeps the probes clear of each other (`_spaced_cover`); none: `SpacingInfeasible`."""
-    import edt
-
     g = ctx.grid
-    sp = g.spacing_kji
-    h = 0.5 * float(np.linalg.norm(sp))
     a, b = 0.5 * setting.zone_length_mm, 0.5 * setting.zone_diameter_mm
-    dist = edt.edt(~ctx.tumour, anisotropy=tuple(float(x) for x in sp), black_border=False)
-    P = quantise_mm(g.kji_to_ras(np.argwhere(dist <= margin_mm + h).astype(float)))
+    kji, h = check_points(ctx, margin_mm)   # around the MAM's outline: its check proves the MAM
+    P = quantise_mm(g.kji_to_ras(kji.astype(float)))
     P = P[world_order(P)]   # rows in world order: ties fall the same for any axis order
-    del dist
+    del kji
     rows = _thin(P, step_mm)
     A = _covers(P[rows], C, U, a, b, h)
     bad = np.zeros(len(C), bool)
@@ -1538,8 +1470,8 @@ def plan_multiprobe(plan, ctx: AblationContext, device: Device, setting: Setting
     """The fewest probes whose zones cover tumour + ``margin_mm`` (see module doc). The cover
     holds on the sample points; the returned ``coverage`` is measured on the analysis grid and
     ``margin_guarantee`` says whether `margin_check` proves the margin on it, and which margin
-    the zones do guarantee (``guaranteed_margin_mm``, `guaranteed_margin`: a proven lower bound
-    of the minimal ablative margin from the tumour voxel centres) (with
+    the zones do guarantee (``guaranteed_margin_mm``, `guaranteed_margin`: the minimal ablative
+    margin around the tumour's label-map voxel faces, the coverage's MAM) (with
     ``guarantee_margin`` verified zones are added until it does: more probes: 9 instead of 6 for
     the 45 mm demo tumour + 5 mm at 1.5 mm, measured 2026-12-01). The cover: `_solve_cover`
     (``solve_limit_s`` only stops a run-away solve).
@@ -1912,10 +1844,10 @@ def _margin_doubt(out: ProbePlan, ctx: AblationContext, ells, margin_mm: float) 
     the doubt appended to ``out.status``."""
     out.margin_guarantee = margin_check(ctx, ells, margin_mm)
     if not out.margin_guarantee["proven"]:   # a doubt travels with the result
-        out.status += (f"; the {margin_mm:g} mm margin is not proven on the analysis grid: the guaranteed "
-                       f"margin is {margin_text(out.margin_guarantee['guaranteed_margin_mm'])} mm "
+        out.status += (f"; the {margin_mm:g} mm margin is not proven around the tumour's voxel faces: the "
+                       f"zones' margin there (the MAM) is {margin_text(out.margin_guarantee['guaranteed_margin_mm'])} mm "
                        f"({out.margin_guarantee['uncovered_pct']:g}% of its check points lack {margin_mm:g} mm; "
-                       "the surface MAM is measured in coverage.criteria; --guarantee-margin (guarantee_margin=True) adds probes until the "
+                       "--guarantee-margin (guarantee_margin=True) adds probes until the "
                        "margin is proven: more probes than this count, the trade-off is the user's)")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .criteria import value
+from .criteria import mam_text, value
 from .hollow import hollow_points, names_text, within_margin_text
 from .multiprobe import _zone_blocks, place_on_path
 
@@ -210,9 +210,9 @@ def rejection_words(s, pp, c: np.ndarray, u: np.ndarray, them: str = "them") -> 
     tc, mam = crit.get("tumour_covered") or {}, crit.get("minimal_ablative_margin") or {}
     if tc.get("met") is False:
         out.append(f"it leaves part of the tumour out (covered {pp.coverage.tumour_covered_pct:.1f} %, minimal "
-                   f"ablative margin {pp.coverage.mam_mm:.1f} mm)")
+                   f"ablative margin {mam_text(pp.coverage.mam_mm)} mm)")
     elif mam.get("met") is False:
-        out.append(f"its minimal ablative margin is {pp.coverage.mam_mm:.1f} mm (needs {mam['required']:g} mm)")
+        out.append(f"its minimal ablative margin is {mam_text(pp.coverage.mam_mm)} mm (needs {mam['required']:g} mm)")
     hv = crit.get("no_hollow_viscus") or {}
     if hv.get("met") is False:
         out.append("on evaluation it takes in "
