@@ -156,7 +156,9 @@ def test_heat_sink_flags_4mm_vessel_not_2mm(modality):
     assert [h["vessel"] for h in flagged[4.0]] == ["hepatic_vein"]
     h = flagged[4.0][0]
     assert h["diameter_mm"] == pytest.approx(4.0, abs=1.0)
-    assert h["distance_to_zone_mm"] == pytest.approx(12.0 - 9.0, abs=1.0)   # to its centre line
+    # new-user trial 104 A1: to its wall (centre line 12 mm off the axis, zone 9 mm, lumen 4 mm)
+    assert h["distance_to_zone_mm"] == pytest.approx(12.0 - 9.0 - 2.0, abs=1.0)
+    assert h["centreline_distance_to_zone_mm"] == pytest.approx(12.0 - 9.0, abs=1.0)
     assert flagged[2.0] == []
     assert h["level"] == ("high" if modality == "radiofrequency" else "low")
 

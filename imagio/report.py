@@ -322,7 +322,7 @@ def ablation_rows(a: dict) -> list:
         rows.append(("healthy tissue ablated (mL)", ", ".join(f"{k} {_fmt(v)}" for k, v in healthy.items())))
     for h in cov.get("heat_sink") or []:
         rows.append((f"heat sink: {h.get('vessel')}",
-                     f"{_fmt(h.get('diameter_mm'))} mm vessel, {_fmt(h.get('distance_to_zone_mm'))} mm from the zone, "
+                     f"{_fmt(h.get('diameter_mm'))} mm vessel, its wall {_fmt(h.get('distance_to_zone_mm'))} mm from the zone, "
                      f"{h.get('level')} risk"))
     return rows
 

@@ -111,7 +111,7 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
         rows.append(("probe lower bound (over the candidate zones)", str(lower)))
     rows += [(f"healthy {k} mL", f"{v:.1f}") for k, v in sorted(get(c, "healthy_ml").items(), key=lambda kv: -kv[1])]
     rows += [(f"near {k} mm", f"{v:.1f}") for k, v in get(c, "structures_near_mm").items()]
-    rows += [(f"heat sink {h['vessel']}", f"{h['level']}: {h['diameter_mm']:.1f} mm at {h['distance_to_zone_mm']:.1f} mm")
+    rows += [(f"heat sink {h['vessel']}", f"{h['level']}: {h['diameter_mm']:.1f} mm, wall at {h['distance_to_zone_mm']:.1f} mm")
              for h in get(c, "heat_sink")]
     rows += [(f"probe {i + 1} path", "feasible" if get(p, "feasible") else "NOT feasible: " + ", ".join(get(p, "violations")))
              for i, p in enumerate(probes)]

@@ -69,36 +69,44 @@ def centrelines(fine_labels: np.ndarray, values: dict, spacing_kji, kji_to_ras,
 
 def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm: float = 0.0) -> list[dict]:
     """Vessels near the zone: ``margin_at`` is the zone's signed distance (mm, > 0 inside) at
-    each centre voxel. One entry per vessel structure: its largest lumen diameter near the zone
-    (``diameter_mm``, which scores the risk) with the location (``ras``) and distance to the zone
-    (``largest_distance_to_zone_mm``) of that lumen (the nearest of its centre voxels within one
-    voxel side of it); how near the vessel comes (``distance_to_zone_mm``, ``inside_zone``: its
-    nearest centre voxel, also ``nearest_ras``, ``nearest_distance_to_zone_mm``,
-    ``nearest_diameter_mm``), the risk level and score. New-user trial 36 (L2): the largest lumen was reported at the nearest
-    voxel's place, so one point of one vessel read 5.2 mm in one plan and 8.8 mm in another."""
+    each centre voxel. Distances are the vessel WALL's: a centre voxel of lumen diameter D lies
+    D / 2 inside its wall, so the wall's signed distance is ``margin_at`` + D / 2 (new-user trial
+    104 A1: the IVC's centre line 7.4 mm from the zone was said as the vessel's distance while its
+    wall lay 3.9 mm from it; the heat sink is the flow beside the ablated tissue, Lu 2002). One
+    entry per vessel structure within ``search_distance_mm`` of the zone (wall): its largest lumen
+    diameter near the zone (``diameter_mm``, which scores the risk) with the location (``ras``, a
+    centre voxel) and wall distance to the zone (``largest_distance_to_zone_mm``) of that lumen
+    (the nearest of its centre voxels within one voxel side of it); how near the vessel comes
+    (``distance_to_zone_mm``, ``inside_zone``: its wall reaches into the zone; at its nearest centre
+    voxel by wall distance, also ``nearest_ras``, ``nearest_distance_to_zone_mm``,
+    ``nearest_diameter_mm``, ``centreline_distance_to_zone_mm``), the risk level and score.
+    New-user trial 36 (L2): the largest lumen was reported at the nearest voxel's place, so one
+    point of one vessel read 5.2 mm in one plan and 8.8 mm in another."""
     hs = heat_sink()
-    near = margin_at >= -float(hs["search_distance_mm"])
+    wall = margin_at + 0.5 * cl.diameter_mm       # the wall's signed distance (mm, > 0 inside)
+    near = wall >= -float(hs["search_distance_mm"])
     if not near.any():
         return []
     factor = float(hs["modality_factor"].get(modality or "", 1.0))
     out = []
     for name in np.unique(cl.name[near]):
         sel = np.flatnonzero(near & (cl.name == name))
-        i = sel[np.argmax(margin_at[sel])]          # nearest to (or deepest inside) the zone
+        i = sel[np.argmax(wall[sel])]               # its wall nearest to (or deepest inside) the zone
         dmax = float(cl.diameter_mm[sel].max())
         big = sel[cl.diameter_mm[sel] >= dmax - voxel_mm]
-        j = big[np.argmax(margin_at[big])]          # where that lumen lies (nearest of its voxels)
+        j = big[np.argmax(wall[big])]               # where that lumen lies (nearest of its voxels)
         score = factor * dmax / float(hs["min_diameter_mm"])
         level = ("high" if score >= hs["levels"]["high"] else
                  "moderate" if score >= hs["levels"]["moderate"] else "low")
         out.append({"vessel": str(name), "diameter_mm": round(dmax, 1),
                     "ras": np.round(cl.ras[j], 1).tolist(),
-                    "largest_distance_to_zone_mm": round(max(0.0, -float(margin_at[j])), 1),
-                    # how near the vessel comes: its nearest centre voxel (inside the zone when any is)
-                    "distance_to_zone_mm": round(max(0.0, -float(margin_at[i])), 1),
-                    "inside_zone": bool(margin_at[i] > 0),
+                    "largest_distance_to_zone_mm": round(max(0.0, -float(wall[j])), 1),
+                    # how near the vessel comes: its wall at its nearest centre voxel (inside the zone when it reaches in)
+                    "distance_to_zone_mm": round(max(0.0, -float(wall[i])), 1),
+                    "inside_zone": bool(wall[i] > 0),
                     "nearest_ras": np.round(cl.ras[i], 1).tolist(),
-                    "nearest_distance_to_zone_mm": round(max(0.0, -float(margin_at[i])), 1),
+                    "nearest_distance_to_zone_mm": round(max(0.0, -float(wall[i])), 1),
+                    "centreline_distance_to_zone_mm": round(max(0.0, -float(margin_at[i])), 1),
                     "nearest_diameter_mm": round(float(cl.diameter_mm[i]), 1),
                     "level": level, "score": round(score, 2), "modality": modality})
     return sorted(out, key=lambda r: -r["score"])
