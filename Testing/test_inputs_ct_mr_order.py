@@ -260,9 +260,11 @@ def test_real_t1_mrs_rescaled_with_their_fat_within_soft_tissue_are_not_cts():
     of lung and 35 mL of ribs in a thigh (and planned as a lung biopsy): a few of their brightest
     voxels read at or above 700 HU (0.11-1.96 mL), so the tissue-order test took them for bone,
     while the layer under the skin (their fat: 7-145 HU, `ct_check.subcutaneous_layer`) stayed below
-    the 200 HU of the subcutaneous test. Now the layer under the skin reading above subcutaneous fat (-30 HU) tells
-    the order where something reads as bone: each such map of the five MRs is refused in one line
-    naming an MR."""
+    the 200 HU of the subcutaneous test. Now, where something reads as bone, the layer under the
+    skin reading above subcutaneous fat (-30 HU) over tissue reading mostly as lung 15-30 mm under
+    the skin (their muscle: 68-72 %) tells the order: each such map of the five MRs is refused in
+    one line naming an MR (while a fat-free CT's layer of muscle over muscle is not:
+    test_inputs_cli's lean CT)."""
     _each_refused_as_an_mr(_rescaled_keeping_fat_in_soft_tissue)
 
 

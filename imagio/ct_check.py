@@ -14,7 +14,7 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   in a lung of a CT angiogram, is not held to the whole body's composition);
 - a T1 MR shifted or rescaled into the HU range, told by its tissue order (`t1_order_problem`:
   muscle reading as lung, the brightest tissue lining the skin, and nothing as bone or the layer
-  under the skin reading above fat, trial 103 F6.1), or read with a
+  under the skin reading above fat over tissue reading as lung, trial 103 F6.1), or read with a
   gain or a rescale whose top lies above soft tissue, told by the layer under the skin reading
   denser than any soft tissue (`subcutaneous_problem`: its fat above 200 HU, where a CT shows
   subcutaneous fat; trials 99 F3, 101 F2), on any field that shows the skin and the air beside it
@@ -66,6 +66,8 @@ MIN_AERATED = float(_H["min_aerated_fraction"])
 ROOM_AIR_WIDTH_MM = float(_H["room_air_min_width_mm"])
 BRIGHTEST = float(_H["brightest_fraction"])
 SUPERFICIAL_MM = float(_H["superficial_depth_mm"])
+BENEATH_MM = float(_H["beneath_depth_mm"])
+MAX_AERATED_BENEATH = float(_H["max_aerated_beneath_fraction"])
 MIN_SUPERFICIAL = float(_H["min_superficial_brightest_fraction"])
 MIN_ENRICHMENT = float(_H["min_superficial_enrichment"])
 SKIN_MM = float(_H["skin_mm"])
@@ -221,10 +223,13 @@ def skin_depth(vol, n: int = 2_000_000, outline: bool = False):
     return (s, a[::s, ::s, ::s], depth) + ((body,) if outline else ())
 
 
-def subcutaneous_layer(vol) -> tuple[float, float] | None:
-    """(median HU, mL) of the layer under the skin of ``vol`` (a `Volume`, array k, j, i; spacing
-    in mm), or None when no room air is in view or the layer holds less than
-    ``min_subcutaneous_ml``: the voxels ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm)
+def subcutaneous_layer(vol) -> tuple[float, float, float] | None:
+    """(median HU, mL, aerated beneath) of the layer under the skin of ``vol`` (a `Volume`, array
+    k, j, i; spacing in mm), or None when no room air is in view or the layer holds less than
+    ``min_subcutaneous_ml``. ``aerated beneath``: the fraction of what is not air (above -900 HU)
+    ``superficial_depth_mm`` to ``beneath_depth_mm`` (15-30 mm) beneath that room air, the tissue
+    directly under the layer, that reads -900..``aerated_max_hu`` (-400 HU), as aerated lung; 0
+    when there is none. The layer: the voxels ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm)
     beneath room air outside the body's outline (`skin_depth` with ``outline``: not a lung, airway
     or bowel gas), on the patient's body only (`body_mask`: above -500 HU, tissue thicker than the
     layer, not the couch's shell or a pad). On a CT in HU it is subcutaneous fat
@@ -240,7 +245,8 @@ def subcutaneous_layer(vol) -> tuple[float, float] | None:
     ml = float(np.count_nonzero(layer)) * float(np.prod(np.abs(vol.spacing))) * s ** 3 / 1000.0
     if ml < MIN_SUBCUT_ML:
         return None
-    return float(np.median(b[layer])), ml
+    under = b[(depth > SUPERFICIAL_MM) & (depth <= BENEATH_MM) & (b > AIR_BAND[1])]
+    return float(np.median(b[layer])), ml, float(np.mean(under <= AERATED_MAX_HU)) if under.size else 0.0
 
 
 def subcutaneous_problem(vol, layer=_UNREAD) -> str | None:
@@ -267,7 +273,7 @@ def subcutaneous_problem(vol, layer=_UNREAD) -> str | None:
     layer = subcutaneous_layer(vol) if layer is _UNREAD else layer
     if layer is None:
         return None
-    med, ml = layer
+    med, ml = layer[:2]
     if med <= SOFT_BAND[1]:
         return None
     return (f"the layer {SKIN_MM:g}-{SUPERFICIAL_MM:g} mm under the skin reads {med:.0f} HU (median of {ml:.0f} mL), "
@@ -291,8 +297,10 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None, layer=_U
     ``min_aerated_fraction`` of what is not air (above -900 HU) reads -900..-400 HU; either less than
     ``min_cortical_bone_ml`` of the whole image at or above ``cortical_bone_hu`` (nothing reads as
     bone), or the layer under the skin (`subcutaneous_layer`, or ``layer`` when already read)
-    reading above subcutaneous fat (its median above ``adipose_tissue_hu``'s top, -30 HU: on a CT
-    the layer is fat, the least dense soft tissue, or in lean patients skin and muscle beside bone;
+    reading above subcutaneous fat (its median above ``adipose_tissue_hu``'s top, -30 HU) with more
+    than ``max_aerated_beneath_fraction`` (half) of the tissue directly beneath it (15-30 mm under
+    the skin) reading as aerated lung (on a CT the layer is fat, the least dense soft tissue, or in
+    lean patients skin and muscle, and beneath it lie the muscle and bone of the trunk wall or limb;
     a T1 MR rescaled so that its fat stays within soft tissue shows that fat there as lean tissue,
     and its brightest fat or inflow above 700 HU as if bone: new-user trial 103 F6.1, 0.11-1.96 mL,
     segmented into 2.5 L of lung and 35 mL of ribs in a thigh); room air in view
@@ -322,7 +330,7 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None, layer=_U
         # something reads as bone (on a T1 MR so rescaled: its brightest fat or inflow): the layer
         # under the skin tells the order, fat on a CT (the least dense soft tissue), lean on the MR
         layer = subcutaneous_layer(vol) if layer is _UNREAD else layer
-        if layer is None or layer[0] <= FAT_HU[1]:
+        if layer is None or layer[0] <= FAT_HU[1] or layer[2] <= MAX_AERATED_BENEATH:
             return None
     skin = skin_depth(vol, n) if skin is None else skin
     if skin is None:
@@ -343,7 +351,9 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None, layer=_U
     if bone_ml < MIN_CORTEX_ML:
         return f"{order}, yet nothing reads as bone ({bone_ml:.2f} mL at or above {CORTEX_HU:g} HU) and {tail}"
     return (f"{order}, while the layer {SKIN_MM:g}-{SUPERFICIAL_MM:g} mm under the skin reads {layer[0]:.0f} HU "
-            f"(median of {layer[1]:.0f} mL), above subcutaneous fat ({FAT_HU[0]:g}..{FAT_HU[1]:g} HU), and {tail}")
+            f"(median of {layer[1]:.0f} mL), above subcutaneous fat ({FAT_HU[0]:g}..{FAT_HU[1]:g} HU), with "
+            f"{layer[2] * 100:.0f}% of the tissue {SUPERFICIAL_MM:g}-{BENEATH_MM:g} mm under the skin reading as lung, "
+            f"and {tail}")
 
 
 def too_small_to_judge(vol) -> str:
