@@ -223,12 +223,86 @@ def test_real_t1_mrs_rescaled_to_a_top_of_600_to_900_or_piecewise_are_not_cts():
     yes" (their fat 400-700 HU under the skin, below the old 700 HU bar; the body composition was not
     asked of a field with less than half its border in air), and the sarcoma planner then segmented
     the fat as bone. Now each rescale of the five MRs is named, in one line, as not a CT in HU."""
+    _each_refused_as_an_mr(_rescaled_into_hu)
+
+
+def _each_refused_as_an_mr(rescalings):
+    """Assert that every map ``rescalings(mr)`` ({name: Volume}) of each sarcoma T1 MR is refused
+    in one line naming an MR (not an HU offset)."""
     for s in STS:
         mr = read_image_once(shared_case("sts-sarcoma", f"STS_{s}", "MR_T1_image.nii.gz"))
-        for name, v in _rescaled_into_hu(mr).items():
+        for name, v in rescalings(mr).items():
             why = hu_problem(v)
             assert why and "does not look like a CT in HU" in why and "\n" not in why, (s, name, why)
             assert "MR" in why and "HU + 10" not in why, (s, name, why)
+
+
+def _rescaled_keeping_fat_in_soft_tissue(mr):
+    """{name: Volume}: ``mr`` rescaled linearly so that its fat, brightest on T1, stays within soft
+    tissue under the skin (new-user trial 103 F6.1): its minimum..maximum mapped to -1000..TOP (TOP
+    300, 500, 800) and its 0.5th..99.5th percentiles to -1000..TOP (TOP 250, 300, 350; clipped at
+    -1024; int16). Its muscle then reads -900..-400 HU as aerated lung, and a few of its brightest
+    voxels (fat, inflow) at or above 700 HU as if bone."""
+    a = mr.array.astype(np.float32)
+    out = {}
+    for (plo, phi), tops in (((0.0, 100.0), (300, 500, 800)), ((0.5, 99.5), (250, 300, 350))):
+        lo, hi = np.percentile(a, [plo, phi])
+        for top in tops:
+            x = np.clip(-1000 + (a - lo) / (hi - lo) * (top + 1000), -1024, 3071)
+            out[f"{plo:g}..{phi:g} percentile -> -1000..{top}"] = mr.with_array(x.astype(np.int16))
+    return out
+
+
+@pytest.mark.data
+def test_real_t1_mrs_rescaled_with_their_fat_within_soft_tissue_are_not_cts():
+    """Trial 103 F6.1: STS_014's and STS_022's T1 MRs mapped min..max -> -1000..800, and STS_022's
+    0.5..99.5 percentiles -> -1000..250/300/350, read "CT in HU: yes" and were segmented into 2.5 L
+    of lung and 35 mL of ribs in a thigh (and planned as a lung biopsy): a few of their brightest
+    voxels read at or above 700 HU (0.11-1.96 mL), so the tissue-order test took them for bone,
+    while the layer under the skin (their fat: 7-145 HU, `ct_check.subcutaneous_layer`) stayed below
+    the 200 HU of the subcutaneous test. Now, where something reads as bone, the layer under the
+    skin reading above subcutaneous fat (-30 HU) over tissue reading mostly as lung 15-30 mm under
+    the skin (their muscle: 68-72 %) tells the order: each such map of the five MRs is refused in
+    one line naming an MR (while a fat-free CT's layer of muscle over muscle is not:
+    test_inputs_cli's lean CT)."""
+    _each_refused_as_an_mr(_rescaled_keeping_fat_in_soft_tissue)
+
+
+@pytest.mark.data
+def test_real_ct_crops_with_bone_and_lung_under_the_skin_keep_their_fat_layer():
+    """The real CT crops that meet the tissue-order test's other parts (a fifth or more of what is
+    not air reads as aerated lung, room air in view, the brightest 1 % under the skin) and hold
+    bone: the chest CTA's 80 mm box at the anterior chest wall (contrast-filled vessels and a rib
+    its brightest) and lung1's 75 mm box on the chest wall with a rib. Their layer under the skin
+    is fat (about -100 HU), as on every CT: both are CTs in HU."""
+    for rel, lo, mm in (("totalsegmentator-chest-cta/chest_cta.nii.gz", (105, 0, 140), 80.0),
+                        ("pyradiomics-lung/lung1_image.nrrd", (30, 352, 88), 75.0)):
+        ct = read_image_once(shared_case(*rel.split("/")))
+        n = np.maximum(np.round(mm / np.abs(np.asarray(ct.spacing_kji, float))).astype(int), 1)
+        box = ct.crop(lo, np.asarray(lo) + n)
+        assert np.count_nonzero(box.array >= 700) * box.voxel_volume_ml >= 0.1, rel   # it holds bone
+        assert hu_problem(box) is None, rel
+
+
+@pytest.mark.data
+def test_segment_and_plan_refuse_a_t1_mr_rescaled_min_max_to_800(tmp_path, capsys):
+    """Trial 103 F6.1: `imagio segment` of STS_014's T1 MR mapped min..max -> -1000..800 exited 0
+    with a 2544 mL right lung and 35 mL of ribs in a thigh, and `imagio plan` gave a lung-biopsy
+    plan. Now both exit 2 with one line naming the MR, and write nothing."""
+    from imagio import io
+
+    mr_path = shared_case("sts-sarcoma", "STS_014", "MR_T1_image.nii.gz")
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"1": "sarcoma_1"}))
+    v = _rescaled_keeping_fat_in_soft_tissue(read_image_once(mr_path))["0..100 percentile -> -1000..800"]
+    f = io.write_image(v, tmp_path / "mm800.nii.gz")
+    for argv in (["segment", f, "--out", tmp_path / "s.seg.nrrd"],
+                 ["plan", f, "--labels", mr_path.parent / "MR_T1_mask.nii.gz", "--label-names", names,
+                  "--target", "sarcoma_1", "--out", tmp_path / "p"]):
+        assert main([str(x) for x in argv] + ["--quiet"]) == 2, argv
+        line = _one_line(capsys)
+        assert "MR" in line and "does not look like a CT in HU" in line and "subcutaneous fat" in line, line
+    assert not (tmp_path / "s.seg.nrrd").exists() and not (tmp_path / "p").exists()
 
 
 @pytest.mark.data

@@ -13,7 +13,8 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   voxels are mostly outside soft tissue (`body_composition`; a crop inside the body, e.g. a cube
   in a lung of a CT angiogram, is not held to the whole body's composition);
 - a T1 MR shifted or rescaled into the HU range, told by its tissue order (`t1_order_problem`:
-  muscle reading as lung, nothing as bone, the brightest tissue lining the skin), or read with a
+  muscle reading as lung, the brightest tissue lining the skin, and nothing as bone or the layer
+  under the skin reading above fat over tissue reading as lung, trial 103 F6.1), or read with a
   gain or a rescale whose top lies above soft tissue, told by the layer under the skin reading
   denser than any soft tissue (`subcutaneous_problem`: its fat above 200 HU, where a CT shows
   subcutaneous fat; trials 99 F3, 101 F2), on any field that shows the skin and the air beside it
@@ -67,6 +68,8 @@ MIN_AERATED = float(_H["min_aerated_fraction"])
 ROOM_AIR_WIDTH_MM = float(_H["room_air_min_width_mm"])
 BRIGHTEST = float(_H["brightest_fraction"])
 SUPERFICIAL_MM = float(_H["superficial_depth_mm"])
+BENEATH_MM = float(_H["beneath_depth_mm"])
+MAX_AERATED_BENEATH = float(_H["max_aerated_beneath_fraction"])
 MIN_SUPERFICIAL = float(_H["min_superficial_brightest_fraction"])
 MIN_ENRICHMENT = float(_H["min_superficial_enrichment"])
 SKIN_MM = float(_H["skin_mm"])
@@ -75,6 +78,7 @@ JUDGE_MIN_MM = float(_H["judge_min_mm"])
 MAX_BONE_OF_BODY_OFFSET = float(_H["max_bone_of_body_for_offset"])  # shifted: fat of a T1 MR as bone
 MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
 # of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
+_UNREAD = object()  # a layer (`subcutaneous_layer`) not read yet
 NOT_AIR_HU = -500.0  # between air (-1000) and lung (-850..-600 aerated) and everything denser
 
 
@@ -221,14 +225,40 @@ def skin_depth(vol, n: int = 2_000_000, outline: bool = False):
     return (s, a[::s, ::s, ::s], depth) + ((body,) if outline else ())
 
 
-def subcutaneous_problem(vol) -> str | None:
+def subcutaneous_layer(vol) -> tuple[float, float, float] | None:
+    """(median HU, mL, aerated beneath) of the layer under the skin of ``vol`` (a `Volume`, array
+    k, j, i; spacing in mm), or None when no room air is in view or the layer holds less than
+    ``min_subcutaneous_ml``. ``aerated beneath``: the fraction of what is not air (above -900 HU)
+    ``superficial_depth_mm`` to ``beneath_depth_mm`` (15-30 mm) beneath that room air, the tissue
+    directly under the layer, that reads -900..``aerated_max_hu`` (-400 HU), as aerated lung; 0
+    when there is none. The layer: the voxels ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm)
+    beneath room air outside the body's outline (`skin_depth` with ``outline``: not a lung, airway
+    or bowel gas), on the patient's body only (`body_mask`: above -500 HU, tissue thicker than the
+    layer, not the couch's shell or a pad). On a CT in HU it is subcutaneous fat
+    (``adipose_tissue_hu``), with skin, fascia and, in lean patients, muscle (``lean_tissue_hu``).
+    Read on `skin_depth`'s strided copy (at most about 2 million voxels)."""
+    if not hasattr(vol, "spacing_kji"):
+        return None
+    skin = skin_depth(vol, outline=True)
+    if skin is None:
+        return None
+    s, b, depth, body = skin
+    layer = (depth > SKIN_MM) & (depth <= SUPERFICIAL_MM) & body
+    ml = float(np.count_nonzero(layer)) * float(np.prod(np.abs(vol.spacing))) * s ** 3 / 1000.0
+    if ml < MIN_SUBCUT_ML:
+        return None
+    under = b[(depth > SUPERFICIAL_MM) & (depth <= BENEATH_MM) & (b > AIR_BAND[1])]
+    return float(np.median(b[layer])), ml, float(np.mean(under <= AERATED_MAX_HU)) if under.size else 0.0
+
+
+def subcutaneous_problem(vol, layer=_UNREAD) -> str | None:
     """Why ``vol`` reads as a T1 MR whose fat reads above soft tissue (one clause), or None.
     ``vol``: a `Volume` (array k, j, i; spacing in mm).
 
-    The layer under the skin, ``skin_mm`` (3 mm) to ``superficial_depth_mm`` (15 mm) beneath room
-    air (`skin_depth` with ``outline``: air outside the body's outline, not a lung, airway or bowel
-    gas), read on the patient's body only (`body_mask`: tissue thicker than the layer, not the
-    couch's shell or a pad), is subcutaneous fat on a CT (``adipose_tissue_hu``, -190..-30 HU), with skin, fascia and, in lean
+    The layer under the skin (`subcutaneous_layer`: ``skin_mm``, 3 mm, to ``superficial_depth_mm``,
+    15 mm, beneath room air outside the body's outline, on the patient's body; or ``layer`` when
+    already read) is subcutaneous fat on a CT (``adipose_tissue_hu``, -190..-30 HU), with skin,
+    fascia and, in lean
     patients, muscle (``lean_tissue_hu``, -29..+150 HU): within the soft-tissue band -200..200 HU;
     bone reaches it only along thin lines (tibia, sternum, spinous processes). On a T1 MR it is
     the brightest tissue: after a gain above 1 or a rescale whose top lies above soft tissue
@@ -242,17 +272,10 @@ def subcutaneous_problem(vol) -> str | None:
     None without room air in view (a crop inside the body). Not told from a CT: a head CT whose
     skull filled most of the layer (refused: the safe side). Sources: ``input_limits.json``
     ``hu_check`` (``subcutaneous_reason``, ``subcutaneous_source``)."""
-    if not hasattr(vol, "spacing_kji"):
+    layer = subcutaneous_layer(vol) if layer is _UNREAD else layer
+    if layer is None:
         return None
-    skin = skin_depth(vol, outline=True)
-    if skin is None:
-        return None
-    s, b, depth, body = skin
-    layer = (depth > SKIN_MM) & (depth <= SUPERFICIAL_MM) & body
-    ml = float(np.count_nonzero(layer)) * float(np.prod(np.abs(vol.spacing))) * s ** 3 / 1000.0
-    if ml < MIN_SUBCUT_ML:
-        return None
-    med = float(np.median(b[layer]))
+    med, ml = layer[:2]
     if med <= SOFT_BAND[1]:
         return None
     return (f"the layer {SKIN_MM:g}-{SUPERFICIAL_MM:g} mm under the skin reads {med:.0f} HU (median of {ml:.0f} mL), "
@@ -261,7 +284,7 @@ def subcutaneous_problem(vol) -> str | None:
             "(its brightest tissue, lining the skin) rescaled above soft tissue, as if bone")
 
 
-def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str | None:
+def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None, layer=_UNREAD) -> str | None:
     """Why ``vol`` reads as a T1-weighted MR shifted or rescaled into the HU range (one clause), or
     None. ``vol``: a `Volume` (array k, j, i; spacing in mm); ``v``: a sample of its values.
 
@@ -273,19 +296,29 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str |
     Shifted by -1000/-1024 or rescaled into -1000..600, a T1 MR shows its muscle as lung, its fat as
     soft tissue lining the skin, its bone as air (new-user trial 96 F1: the sarcoma T1 MRs so
     shifted were segmented into 3.2 L of lung in a thigh). Refused when all hold: at least
-    ``min_aerated_fraction`` of what is not air (above -900 HU) reads -900..-400 HU; less than
-    ``min_cortical_bone_ml`` of the whole image at or above ``cortical_bone_hu``; room air in view
+    ``min_aerated_fraction`` of what is not air (above -900 HU) reads -900..-400 HU; either less than
+    ``min_cortical_bone_ml`` of the whole image at or above ``cortical_bone_hu`` (nothing reads as
+    bone), or the layer under the skin (`subcutaneous_layer`, or ``layer`` when already read)
+    reading above subcutaneous fat (its median above ``adipose_tissue_hu``'s top, -30 HU) with more
+    than ``max_aerated_beneath_fraction`` (half) of the tissue directly beneath it (15-30 mm under
+    the skin) reading as aerated lung (on a CT the layer is fat, the least dense soft tissue, or in
+    lean patients skin and muscle, and beneath it lie the muscle and bone of the trunk wall or limb;
+    a T1 MR rescaled so that its fat stays within soft tissue shows that fat there as lean tissue,
+    and its brightest fat or inflow above 700 HU as if bone: new-user trial 103 F6.1, 0.11-1.96 mL,
+    segmented into 2.5 L of lung and 35 mL of ribs in a thigh); room air in view
     (`room_air_mask`); and at least ``min_superficial_brightest_fraction`` of the brightest
     ``brightest_fraction`` of what is not air within ``superficial_depth_mm`` of room air, and
     ``min_superficial_enrichment`` times as large a share as of all that is not air there.
     Read on a strided copy of at most about ``n`` voxels; the distances (`skin_depth`, or ``skin``
-    when already computed) are computed only for an image that passes the first two tests (an
-    aerated image without bone).
+    when already computed) are computed only for an image that passes the first tests (aerated,
+    and without bone or with a layer under the skin that is not fat).
     Not told from a CT here: a T1 MR whose fat, shifted, reads above 200 HU (`subcutaneous_problem`
     and, for a whole cross-section, `body_composition` refuse it), a T1 MR of a region without
-    muscle in bulk, and any crop inside the body (no room air in view), since a CT's crop of a lung
-    needs no rib. Sources: ``input_limits.json`` ``hu_check``
-    (``t1_order_reason``, ``t1_order_source``)."""
+    muscle in bulk, some T1 MRs mapped non-linearly (a power of 0.5 or 2 of the sarcoma MRs' range:
+    their brightest 1 % spread beyond the skin, or their layer under the skin reading as fat), and
+    any crop inside the body (no room air in view), since a CT's crop of a lung needs no rib.
+    Sources: ``input_limits.json`` ``hu_check`` (``t1_order_reason``, ``t1_order_fat_layer_reason``,
+    ``t1_order_source``, ``tissue_hu_source``)."""
     if not hasattr(vol, "spacing_kji"):
         return None
     nonair = v[v > AIR_BAND[1]]
@@ -296,7 +329,11 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str |
         return None
     bone_ml = float(np.count_nonzero(vol.array >= CORTEX_HU)) * float(np.prod(np.abs(vol.spacing))) / 1000.0
     if bone_ml >= MIN_CORTEX_ML:
-        return None
+        # something reads as bone (on a T1 MR so rescaled: its brightest fat or inflow): the layer
+        # under the skin tells the order, fat on a CT (the least dense soft tissue), lean on the MR
+        layer = subcutaneous_layer(vol) if layer is _UNREAD else layer
+        if layer is None or layer[0] <= FAT_HU[1] or layer[2] <= MAX_AERATED_BENEATH:
+            return None
     skin = skin_depth(vol, n) if skin is None else skin
     if skin is None:
         return None
@@ -309,11 +346,16 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None) -> str |
     # concentrated under the skin, not spread as the tissue is (noise in a uniform body: ratio 1)
     if shallow < MIN_SUPERFICIAL or shallow < MIN_ENRICHMENT * float(np.mean(depth[body] <= SUPERFICIAL_MM)):
         return None
-    return (f"{aer * 100:.0f}% of what is not air reads {AIR_BAND[1]:g}..{AERATED_MAX_HU:g} HU as aerated lung, yet "
-            f"nothing reads as bone ({bone_ml:.2f} mL at or above {CORTEX_HU:g} HU) and {shallow * 100:.0f}% of its "
-            f"brightest {BRIGHTEST * 100:g}% lies within {SUPERFICIAL_MM:g} mm of the skin: a T1 MR's tissue order (fat "
-            "brightest, under the skin; muscle dark; bone without signal), not a CT's (fat darker than muscle, bone "
-            "the densest)")
+    order = (f"{aer * 100:.0f}% of what is not air reads {AIR_BAND[1]:g}..{AERATED_MAX_HU:g} HU as aerated lung")
+    tail = (f"{shallow * 100:.0f}% of its brightest {BRIGHTEST * 100:g}% lies within {SUPERFICIAL_MM:g} mm of the "
+            "skin: a T1 MR's tissue order (fat brightest, under the skin; muscle dark; bone without signal), not a "
+            "CT's (fat darker than muscle, bone the densest)")
+    if bone_ml < MIN_CORTEX_ML:
+        return f"{order}, yet nothing reads as bone ({bone_ml:.2f} mL at or above {CORTEX_HU:g} HU) and {tail}"
+    return (f"{order}, while the layer {SKIN_MM:g}-{SUPERFICIAL_MM:g} mm under the skin reads {layer[0]:.0f} HU "
+            f"(median of {layer[1]:.0f} mL), above subcutaneous fat ({FAT_HU[0]:g}..{FAT_HU[1]:g} HU), with "
+            f"{layer[2] * 100:.0f}% of the tissue {SUPERFICIAL_MM:g}-{BENEATH_MM:g} mm under the skin reading as lung, "
+            f"and {tail}")
 
 
 def too_small_to_judge(vol) -> str:
@@ -476,9 +518,10 @@ def _hu_problem(vol) -> str | None:
     # held to it (CI on 75d5afa: the chest CTA's lung cubes, 29-46 % soft tissue, were refused)
     whole = border_air_fraction(a) >= MIN_BORDER_AIR
     if air >= MIN_AIR and soft >= MIN_SOFT and not offset and (body_soft >= MIN_SOFT_OF_BODY or not whole):
-        t1 = t1_order_problem(vol, inner)
+        layer = subcutaneous_layer(vol)   # read once, for both tests
+        t1 = t1_order_problem(vol, inner, layer=layer)
         # fat above soft tissue under the skin: no real CT or crop of one shows it, whatever its size
-        fat = None if t1 else subcutaneous_problem(vol)
+        fat = None if t1 else subcutaneous_problem(vol, layer)
         if t1 is None and fat is None:
             return None
         return (f"it does not look like a CT in HU: {t1 or fat} (an MR, or values shifted or rescaled); give a CT "
