@@ -351,8 +351,9 @@ def _unjoined_warning(tree: AirwayTree, crop: np.ndarray, lo, vol: Volume) -> li
 def _tilted_top_deg(crop: np.ndarray, lo, vol: Volume, axis: int, up: bool, tilt: float) -> float | None:
     """``tilt``, the top face's tilt from axial (degrees, `top_face.TopFace.tilt_deg`), when the top
     section of the mask ``crop`` ([k, j, i] bool at offset ``lo`` on ``vol``'s grid; its superior end
-    at the end of ``axis`` when ``up``, `top_face.superior_face`) is not level: its airway voxels span more than a voxel (the coarsest spacing) in S, so
-    that airways other than the trachea can reach it higher than the trachea. None when level."""
+    at the end of ``axis`` when ``up``, `top_face.superior_face`) is not level: its airway voxels span
+    more than a voxel (the coarsest spacing) in S, so that airways other than the trachea can reach it
+    higher than the trachea. None when level."""
     idx = crop.shape[axis] - 1 if up else 0
     kji = np.argwhere(np.take(crop, idx, axis=axis)).astype(float)
     kji = np.insert(kji, axis, idx, axis=1) + np.asarray(lo, float)
