@@ -42,9 +42,10 @@ SPACING = (0.7, 0.8, 0.9)
 
 def _grid(tmp_path, rx, cut_s_below_split=None):
     """(tilted Volume cut at its k face ``ABOVE_MM`` above the lumen split, split S, direction of
-    the k face's outward normal RAS [3]). ``cut_s_below_split``: the mask also cut axially that many
-    mm below the split (a mask ending inside the image, the trachea left out)."""
-    _, _, split, centre, t = _rotated(NAME, tmp_path, rx, 10.0, True, SPACING)
+    the k face's outward normal RAS [3], the axial RAS-canonical Volume and its mask).
+    ``cut_s_below_split``: the mask also cut axially that many mm below the split (a mask ending
+    inside the image; negative: above the split, the trachea's segmentation stopping short)."""
+    vol, mask, split, centre, t = _rotated(NAME, tmp_path, rx, 10.0, True, SPACING)
     col = np.asarray(t.direction, float)[:, 2]          # the k axis (array axis 0), RAS
     u = col if col[2] > 0 else -col
     assert abs(np.degrees(np.arccos(u[2])) - rx) < 1.0, u   # the grid is tilted as asked
@@ -57,13 +58,13 @@ def _grid(tmp_path, rx, cut_s_below_split=None):
         kk, jj, ii = np.indices(m.shape)
         A = np.asarray(t.ijk_to_ras, float)
         m &= A[2, 0] * ii + A[2, 1] * jj + A[2, 2] * kk + A[2, 3] <= split - cut_s_below_split
-    return t.with_array(m.astype(np.uint8)), split, u
+    return t.with_array(m.astype(np.uint8)), split, u, vol, mask
 
 
 @pytest.mark.data
 @pytest.mark.parametrize("rx", [30.0, 45.0, 60.0])
 def test_tilted_grid_is_rooted_on_the_face_that_cuts_the_trachea(tmp_path, rx):
-    t, _, u = _grid(tmp_path, rx)
+    t, _, u, _, _ = _grid(tmp_path, rx)
     m = t.array > 0
     top = m.shape[0] - 1 if u @ np.asarray(t.direction, float)[:, 2] > 0 else 0
     assert np.take(m, top, axis=0).any()                  # the k face cuts the mask
@@ -104,7 +105,7 @@ def test_mask_ending_inside_a_tilted_grid_is_said_to_end_its_gap_along_s(tmp_pat
     degrees: refused (no trachea), and the refusal's distance below the image's superior edge is the
     distance along S from the mask's top to the image's edge (the old code counted slices along
     the other 45-degree axis: 122 mm for 44.5)."""
-    t, _, _ = _grid(tmp_path, 45.0, cut_s_below_split=5.0)
+    t, _, _, _, _ = _grid(tmp_path, 45.0, cut_s_below_split=5.0)
     m = t.array > 0
     tree = B.extract_tree(t, root_check=False)
     want = _gap_along_s(t, m)
@@ -114,3 +115,26 @@ def test_mask_ending_inside_a_tilted_grid_is_said_to_end_its_gap_along_s(tmp_pat
         check_root(tree)
     said = re.search(r"ends (\d+) mm below the image's superior edge \(along S", str(e.value))
     assert said and abs(int(said.group(1)) - want) <= 0.5 + 0.1, (want, str(e.value))
+
+
+@pytest.mark.data
+def test_trachea_ending_inside_a_tilted_grid_is_rooted_in_the_trachea(tmp_path):
+    """The mask cut axially 15 mm above its lumen split (a trachea whose segmentation stops short of
+    the image's top) on the grid tilted 45 degrees: the mask's end is level in S but not on the grid,
+    and apical bronchi cut by the same plane rise as high as the trachea's end; the tree was rooted
+    at one of them (4.5-4.9 mm) and refused as having no trachea. Planned from the trachea: the root
+    lies in the widest lumen of the axial section through it (the original axial mask, cut alike),
+    and the route runs trachea -> the target's main bronchus."""
+    t, split, _, vol, mask = _grid(tmp_path, 45.0, cut_s_below_split=-15.0)
+    tree = B.extract_tree(t, root_check=False)
+    assert tree.top_gap_mm > 1.0, tree.top_gap_mm             # the mask ends inside the image
+    root = tree.points[tree.root]
+    assert root[2] <= split + 15.0
+    k = int(np.rint(vol.world_to_kji(root[None])[0, 0]))
+    lab = cc3d.connected_components(mask[k], connectivity=8)
+    ji = np.rint(vol.world_to_kji(root[None])[0, 1:]).astype(int)
+    assert lab[ji[0], ji[1]] == np.argmax(np.bincount(lab.ravel())[1:]) + 1, root
+    assert check_root(tree) > 10.0
+    route = B.plan_route(tree, B.Target.from_point(np.array(TARGET)), "thin")
+    side = "left" if TARGET[0] < route.points[0][0] else "right"
+    assert route_names(route.branch_names)[:2] == ["trachea", f"{side}_main_bronchus"], route.branch_names

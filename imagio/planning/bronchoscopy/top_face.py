@@ -18,7 +18,10 @@ trial 103 F6.2). So the face is chosen by anatomy, not by the grid:
 - else the face through which the mask's highest point (in S) leaves the image going up along S;
   the distance along S from that point to the image's edge is how far below the image's superior
   edge the mask ends (0 where that point lies on a face), and the tree's top is sought along S
-  itself (the mask's end inside the image is not parallel to any face).
+  itself (the mask's end inside the image is not parallel to any face); where the grid's sections
+  drop more than a voxel in S across the mask (``reach_top``), the root is the widest lumen whose
+  inscribed sphere reaches that top (`tree._rooted_tree`): apical bronchi cut by the same level
+  rise as high as the trachea's end, while the trachea's centre lies a radius below it.
 
 Coordinates RAS mm; arrays [k, j, i]; a face is (array axis, whether at the axis's last index).
 """
@@ -41,6 +44,8 @@ class TopFace:
     cut_mm: float        # calibre (mm) of the widest lumen the face cuts; 0 when it cuts none
     up: np.ndarray       # [3] unit RAS along which the tree's top is sought (`tree._rooted_tree`): the face's
     #   normal where it cuts the mask (the cut is the top), S where the mask ends inside the image
+    reach_top: bool = False  # the mask ends inside the image and the grid's sections across it are not level
+    #   (they drop more than a voxel in S across the mask's extent): its top is sought by the lumens' reach
 
     @property
     def tilt_deg(self) -> float:
@@ -90,5 +95,8 @@ def superior_face(vol: Volume, crop: np.ndarray, lo=(0, 0, 0)) -> TopFace:
     t[pos] = ((shape - 1)[pos] - p[pos]) / v[pos]
     t[neg] = -p[neg] / v[neg]
     axis = int(np.argmin(t))
-    return TopFace(axis, bool(v[axis] > 0), _outward(vol, axis, bool(v[axis] > 0)), max(float(t[axis]), 0.0), 0.0,
-                   np.array([0.0, 0.0, 1.0]))
+    n = _outward(vol, axis, bool(v[axis] > 0))
+    extent = float(np.linalg.norm((kji.max(0) - kji.min(0)) * sp))
+    level = np.sqrt(max(1.0 - float(n[2]) ** 2, 0.0)) * extent <= float(sp.max())
+    return TopFace(axis, bool(v[axis] > 0), n, max(float(t[axis]), 0.0), 0.0, np.array([0.0, 0.0, 1.0]),
+                   reach_top=not level)

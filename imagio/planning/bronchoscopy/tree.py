@@ -286,7 +286,8 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     prog(0.6, "rooted tree")
     lumen = airways.with_array(m.astype(np.uint8))   # the airway mask as a Volume (junctions stay in it)
-    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen, up=face.up)
+    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen, up=face.up,
+                        reach_top=face.reach_top)
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
     tree.top_view = trachea_in_view(m, airways, axis, up) if top_gap_mm == 0 else None   # refused by route.check_root
@@ -296,7 +297,7 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     tree.naming_warnings += _edge_warnings(tree)
     if root_check:
         prog(0.65, "centrelines from another root")
-        _check_root_dependence(tree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes, face.up)
+        _check_root_dependence(tree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes, face)
     # the mask itself, for what the centrelines do not reach (a lesion touching the mask beyond a
     # pruned spur or the centreline's end: the bronchus sign)
     shell = np.argwhere(crop & ~ndimage.binary_erosion(crop))
@@ -408,12 +409,12 @@ def forget_cached_root_check() -> None:
 
 
 def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes,
-                           up_dir) -> None:
+                           face) -> None:
     """``tree.root_dependence_mm`` and, beyond the tolerance, a warning (``root_check``): the tree
     again from the extended mask ``ext`` reversed along the axis nearest left-right (TEASAR then
     roots it from the other side), named alike and compared. Kept for one case, keyed on the
     extended mask's contents (`caching.mask_digest`), its place and grid and the lobes' contents
-    (all the two trees read; ``up_dir`` RAS [3], `top_face.TopFace.up`): the Slicer module's and IMAGIO Web's re-planning of the same case
+    (all the two trees read; ``face`` the `top_face.TopFace`): the Slicer module's and IMAGIO Web's re-planning of the same case
     (a second target) pays for it once."""
     import copy
 
@@ -440,7 +441,7 @@ def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, cro
         full = np.zeros(airways.shape, np.uint8)   # the tree's lumen (its mask piece) on the image grid
         full[tuple(slice(int(a), int(a) + n) for a, n in zip(lo, crop.shape))] = crop
         other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm, lumen=airways.with_array(full),
-                             up=up_dir)
+                             up=face.up, reach_top=face.reach_top)
         other.voxel_diag_mm = tree.voxel_diag_mm
         hit = root_dependence(tree, other)
         _ROOT_CHECKED.clear()   # one case
@@ -504,7 +505,8 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = (
 
 
 def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None,
-                 voxel_mm: float = 0.0, lumen: Volume | None = None, up=(0.0, 0.0, 1.0)) -> AirwayTree:
+                 voxel_mm: float = 0.0, lumen: Volume | None = None, up=(0.0, 0.0, 1.0),
+                 reach_top: bool = False) -> AirwayTree:
     """The tree of the centreline (``pts`` [N, 3] RAS mm, ``radius`` [N] mm, ``edges`` [E, 2]) rooted at
     the trachea's top: the widest point within a voxel of the centreline's top along ``up`` (unit RAS
     [3]: the outward normal of the image face that cuts the mask at its superior end, or S where the
@@ -529,7 +531,13 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     # wide, and refused as having no trachea (new-user trial 101 F1)
     cand = np.flatnonzero(main)
     height = pts[cand] @ np.asarray(up, float)
-    top = cand[height >= height.max() - max(voxel_mm, 1.0)]
+    # ``reach_top`` (a mask ending inside the image, its end not level on the grid: `top_face.TopFace.reach_top`):
+    # the points whose inscribed sphere (radius: the distance to the wall) reaches the top, the widest of them the
+    # centre of the widest lumen at the mask's superior end; a centreline point at a tube's flat end lies within
+    # a voxel of the end, its radius a voxel, and the tube's centre a radius below it (a chest CTA's mask cut
+    # axially 15 mm above the carina on a grid tilted 45 degrees was rooted at a 2 mm apical bronchus that rose
+    # as high as the trachea's end)
+    top = cand[height + (radius[cand] if reach_top else 0.0) >= height.max() - max(voxel_mm, 1.0)]
     root = int(top[np.argmax(radius[top])])
     dist, pred = dijkstra(g, indices=root, return_predecessors=True)
     reach = np.isfinite(dist)
