@@ -29,7 +29,7 @@ Each lumen's calibre is the diameter of the largest circle inscribed in its sect
 in-plane distance to the wall, `_lumens`): the true
 diameter of a bronchus cut obliquely (an ellipse's minor axis), unlike its area or moments
 (a branching piece of segmental bronchi cut along their course read 12 mm by either on the
-phantom). Sections are the image's own slices along its array axis nearest S; coordinates RAS mm.
+phantom). Sections are the image's own slices parallel to its superior face (`top_face.superior_face`); coordinates RAS mm.
 """
 
 from __future__ import annotations
@@ -72,15 +72,17 @@ def carina_height_mm(r_right: float, r_left: float, lim: dict | None = None) -> 
     return float((r_right * np.cos(al) + r_left * np.cos(ar)) / np.sin(ar + al))
 
 
-def trachea_in_view(mask: np.ndarray, vol: Volume) -> dict | None:
+def trachea_in_view(mask: np.ndarray, vol: Volume, axis: int | None = None, up: bool | None = None) -> dict | None:
     """What the image's superior face cuts of the airway ``mask`` ([k, j, i] bool on ``vol``'s grid,
     any storage): None when the mask does not reach that face (no airway leaves the image upwards).
+    The face is at the end of array ``axis`` (its last index when ``up``: `top_face.superior_face`);
+    None: the array axis nearest S, its superior end (`tree._superior_axis`).
     Else a dict:
 
     - ``top_lumens_mm``: calibres (mm, widest first) of the lumens the face cuts;
     - ``below_carina``: True when two or more of them are wider than a segmental bronchus and lie in
       pieces of the mask not joined within the image (26-connected);
-    - ``division_mm``: depth (mm, along the array axis nearest S) below the face where the widest
+    - ``division_mm``: depth (mm, along the face's array axis) below the face where the widest
       lumen the face cuts divides into two lumens wider than a segmental bronchus (None: below_carina,
       or no division within the height at which two bronchi as wide as the widest lumen seen would
       meet: the trachea's division is in view); ``branches_mm``: their calibres (right, left by
@@ -98,7 +100,8 @@ def trachea_in_view(mask: np.ndarray, vol: Volume) -> dict | None:
 
     lim = _limits()
     seg = float(lim["max_segmental_mm"])
-    axis, up = _superior_axis(vol)
+    if axis is None:
+        axis, up = _superior_axis(vol)
     n = mask.shape[axis]
     top = n - 1 if up else 0
     step = -1 if up else 1

@@ -349,18 +349,20 @@ def check_root(tree: AirwayTree) -> float:
                  "bronchi only, a segmentation that stops short of it)" if tilt is not None else
                  "the trachea is not in the airway mask (a slab or crop below the carina, a mask of the bronchi only) "
                  "or the segmentation stops short of it")
-        raise InputError(f"{what}, not a trachea (adult tracheal lumen 10-25 mm, Breatnach 1984): {where}; {todo}")
+        ends = (f"; the airway mask ends {gap:.0f} mm below the image's superior edge (along S, from its highest "
+                "point)" if in_view else "")
+        raise InputError(f"{what}, not a trachea (adult tracheal lumen 10-25 mm, Breatnach 1984): {where}{ends}; {todo}")
     if in_view and root_mm < MIN_TRACHEA_IN_VIEW_MM:
         # the mask may hold a narrow trachea that the segmentation stopped short of: not said
         # to be absent (trial 93 F2)
-        raise InputError(f"{what} and the airway mask ends {gap:.0f} mm below the image's superior edge: not a "
+        raise InputError(f"{what} and the airway mask ends {gap:.0f} mm below the image's superior edge (along S, from its highest point): not a "
                          f"trachea's calibre for a mask that ends inside the image (a trachea leaves a chest CT "
                          f"through its superior edge, and the narrowest adult trachea is {MIN_TRACHEA_IN_VIEW_MM:g} "
                          "mm wide, Breatnach 1984): the root is a bronchus (a slab or crop below the carina, a mask "
                          "of the bronchi only) or a narrow trachea whose segmentation stops short of the image's "
                          f"top; {todo}, up to the image's superior edge")
     if in_view and not any(b.name in ("right_main_bronchus", "left_main_bronchus") for b in tree.branches):
-        raise InputError(f"{what} and the airway mask ends {gap:.0f} mm below the image's superior edge with no carina "
+        raise InputError(f"{what} and the airway mask ends {gap:.0f} mm below the image's superior edge (along S, from its highest point) with no carina "
                          "(it does not divide into two main bronchi, one to each lung): not a trachea (a trachea "
                          "leaves a chest CT through its superior edge and divides at the carina): the root is a "
                          "bronchus (a slab or crop below the carina, one lung's airways only) or the segmentation "

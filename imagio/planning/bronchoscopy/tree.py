@@ -24,6 +24,7 @@ from ...errors import InputError
 from ...progress import Progress
 from ...volume import Volume
 from .junctions import place_junctions
+from .top_face import superior_face
 
 # TEASAR: a branch must reach out of a tube of SCALE * radius + CONST (mm) around the skeleton so
 # far; a bronchus shorter than its own width is indistinguishable from a bump of the wall.
@@ -81,11 +82,12 @@ class AirwayTree:
     root_dependence_mm: dict | None = None  # {"carina" | central bronchus name: mm its branch point moves
     #   when the tree is extracted from another skeleton root (None: named in one tree only)}; None unchecked
     lumen: Volume | None = None      # the mask the tree is built from (`section.lumen_volume`): lumen sections
-    top_gap_mm: float | None = None  # mm along S from the airway mask's top slice to the image's top slice:
-    #   0 when the image's superior edge cuts the airways (the trachea leaving the field of view); None unknown
+    top_gap_mm: float | None = None  # mm along S from the airway mask's highest point to the image's edge
+    #   (`top_face.superior_face`): 0 when the image's superior edge cuts the airways (the trachea leaving the
+    #   field of view); None unknown
     top_view: dict | None = None     # what the image's superior face cuts of the mask (`carina_view.trachea_in_view`):
     #   None when it cuts no airway (or unknown)
-    tilted_top_deg: float | None = None  # the grid's tilt from axial (degrees, `grid_tilt_deg`) when the mask's
+    tilted_top_deg: float | None = None  # the top face's tilt from axial (degrees, `top_face.TopFace`) when the mask's
     #   top section is not level (its airway spans more than a voxel in S: an oblique reformat); None when level
 
     @property
@@ -210,27 +212,11 @@ def _superior_axis(vol: Volume) -> tuple[int, bool]:
     return 2 - ax_ijk, bool(d[2, ax_ijk] > 0)
 
 
-def superior_direction(vol: Volume) -> np.ndarray:
-    """The image's axial direction: the unit RAS vector [3] along which the array axis most aligned
-    with S (`_superior_axis`) runs upwards. S itself on an axial grid; on a tilted grid (an oblique
-    reformat) it leaves S by the tilt, and the image's superior face is normal to it, not to S."""
-    axis, up = _superior_axis(vol)
-    col = np.asarray(vol.direction, float)[:, 2 - axis]
-    col = col / np.linalg.norm(col)
-    return col if up else -col
-
-
-def grid_tilt_deg(vol: Volume) -> float:
-    """Angle (degrees) between the image's axial direction (`superior_direction`) and S: 0 on an
-    axial grid."""
-    return float(np.degrees(np.arccos(np.clip(superior_direction(vol)[2], -1.0, 1.0))))
-
-
-def _extend_top(crop: np.ndarray, vol: Volume, sp):
-    """The mask continued beyond its superior end by repeating its top slice, so that the
-    trachea's cut face (the scan's edge) does not sprout a fringe of centreline spurs.
+def _extend_top(crop: np.ndarray, axis: int, up: bool, sp):
+    """The mask continued beyond its superior end (array ``axis``, at its last index when ``up``:
+    `top_face.superior_face`) by repeating its top slice, so that the trachea's cut face (the scan's
+    edge) does not sprout a fringe of centreline spurs.
     Returns (extended mask, array axis, slices added, whether they were added at index 0)."""
-    axis, up = _superior_axis(vol)
     n_pad = int(np.ceil(TOP_EXTENSION_MM / float(sp[axis])))
     top = np.take(crop, [crop.shape[axis] - 1 if up else 0], axis=axis)
     block = np.repeat(top, n_pad, axis=axis)
@@ -275,9 +261,13 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     crop = _largest_component(whole)
     sp = airways.spacing_kji
     crop, gaps = mask_checks.bridge_gaps(whole, sp, crop)
-    axis, up = _superior_axis(airways)
-    # slices between the tree's top and the image's top (before any crescent trim)
-    top_gap_mm = float(sp[axis]) * float(m.shape[axis] - lo[axis] - crop.shape[axis] if up else lo[axis])
+    # the face the mask leaves the image through at its superior end, chosen by anatomy (the widest
+    # lumen a superior-looking face cuts), not the grid axis nearest S: a grid tilted 45 degrees has
+    # two such axes and the tree was rooted on the face the mask does not reach (new-user trial 103 F6.2)
+    face = superior_face(airways, crop, lo)
+    axis, up = face.axis, face.at_end
+    # mm along S from the mask's top to the image's edge (before any crescent trim)
+    top_gap_mm = face.gap_mm
     n_trim = mask_checks.trim_crescent_top(crop, axis, up, sp)
     if n_trim:
         keep_sl = [slice(None)] * 3
@@ -286,7 +276,7 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
         if not up:
             lo[axis] += n_trim
     prog(0.1, "centrelines (TEASAR)")
-    ext, axis, n_pad, at_start = _extend_top(crop, airways, sp)
+    ext, axis, n_pad, at_start = _extend_top(crop, axis, up, sp)
     to_world = _ext_to_world(airways, lo, axis, n_pad, at_start)
     verts, edges = _skeleton(ext, sp, _top_root(ext, axis, at_start, sp, to_world),
                              airways.ijk_to_ras if canonical_storage else None)
@@ -296,18 +286,18 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     prog(0.6, "rooted tree")
     lumen = airways.with_array(m.astype(np.uint8))   # the airway mask as a Volume (junctions stay in it)
-    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen,
-                        up=superior_direction(airways))
+    tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen, up=face.up,
+                        reach_top=face.reach_top)
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
-    tree.top_view = trachea_in_view(m, airways) if top_gap_mm == 0 else None   # refused by route.check_root
-    tree.tilted_top_deg = _tilted_top_deg(crop, lo, airways, axis, up)
+    tree.top_view = trachea_in_view(m, airways, axis, up) if top_gap_mm == 0 else None   # refused by route.check_root
+    tree.tilted_top_deg = _tilted_top_deg(crop, lo, airways, axis, up, face.tilt_deg)
     tree.lumen = section.lumen_volume(airways, crop, lo)
     tree.cut_ends = _cut_ends(tree, airways)
     tree.naming_warnings += _edge_warnings(tree)
     if root_check:
         prog(0.65, "centrelines from another root")
-        _check_root_dependence(tree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes)
+        _check_root_dependence(tree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes, face)
     # the mask itself, for what the centrelines do not reach (a lesion touching the mask beyond a
     # pruned spur or the centreline's end: the bronchus sign)
     shell = np.argwhere(crop & ~ndimage.binary_erosion(crop))
@@ -359,16 +349,17 @@ def _unjoined_warning(tree: AirwayTree, crop: np.ndarray, lo, vol: Volume) -> li
     return [tree.unjoined_note]
 
 
-def _tilted_top_deg(crop: np.ndarray, lo, vol: Volume, axis: int, up: bool) -> float | None:
-    """The grid's tilt from axial (degrees, `grid_tilt_deg`) when the top section of the mask ``crop``
-    ([k, j, i] bool at offset ``lo`` on ``vol``'s grid; ``axis`` nearest S, superior at its end when
-    ``up``) is not level: its airway voxels span more than a voxel (the coarsest spacing) in S, so
-    that airways other than the trachea can reach it higher than the trachea. None when level."""
+def _tilted_top_deg(crop: np.ndarray, lo, vol: Volume, axis: int, up: bool, tilt: float) -> float | None:
+    """``tilt``, the top face's tilt from axial (degrees, `top_face.TopFace.tilt_deg`), when the top
+    section of the mask ``crop`` ([k, j, i] bool at offset ``lo`` on ``vol``'s grid; its superior end
+    at the end of ``axis`` when ``up``, `top_face.superior_face`) is not level: its airway voxels span
+    more than a voxel (the coarsest spacing) in S, so that airways other than the trachea can reach it
+    higher than the trachea. None when level."""
     idx = crop.shape[axis] - 1 if up else 0
     kji = np.argwhere(np.take(crop, idx, axis=axis)).astype(float)
     kji = np.insert(kji, axis, idx, axis=1) + np.asarray(lo, float)
     s = vol.kji_to_world(kji)[:, 2]
-    return grid_tilt_deg(vol) if len(s) and np.ptp(s) > float(np.max(vol.spacing_kji)) else None
+    return float(tilt) if len(s) and np.ptp(s) > float(np.max(vol.spacing_kji)) else None
 
 
 def _ext_to_world(airways: Volume, lo, axis: int, n_pad: int, at_start: bool):
@@ -401,9 +392,12 @@ def _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     return airways.kji_to_world(kji + lo), radius, edges
 
 
-def _lr_axis(vol: Volume) -> int:
-    """The array axis ([k, j, i]) most aligned with left-right."""
-    return 2 - int(np.argmax(np.abs(vol.direction[0, :])))
+def _lr_axis(vol: Volume, top_axis: int) -> int:
+    """The array axis ([k, j, i]) most aligned with left-right other than ``top_axis`` (the top face's:
+    on a grid rolled 45 degrees about A-P it is as aligned with R as the other axis in that plane)."""
+    r = np.abs(np.asarray(vol.direction, float)[0, ::-1])   # [k, j, i]
+    r[top_axis] = -1.0
+    return int(np.argmax(r))
 
 
 _ROOT_CHECKED: dict = {}   # one case: (extended mask, geometry, lobes) -> (shifts, warning)
@@ -414,12 +408,13 @@ def forget_cached_root_check() -> None:
     _ROOT_CHECKED.clear()
 
 
-def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes) -> None:
+def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, crop, lo, dbf, airways, lobes,
+                           face) -> None:
     """``tree.root_dependence_mm`` and, beyond the tolerance, a warning (``root_check``): the tree
     again from the extended mask ``ext`` reversed along the axis nearest left-right (TEASAR then
     roots it from the other side), named alike and compared. Kept for one case, keyed on the
     extended mask's contents (`caching.mask_digest`), its place and grid and the lobes' contents
-    (all the two trees read): the Slicer module's and IMAGIO Web's re-planning of the same case
+    (all the two trees read; ``face`` the `top_face.TopFace`): the Slicer module's and IMAGIO Web's re-planning of the same case
     (a second target) pays for it once."""
     import copy
 
@@ -432,7 +427,7 @@ def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, cro
            tuple(airways.shape), axis, n_pad, at_start, lobes_key)
     hit = _ROOT_CHECKED.get(key)
     if hit is None:
-        lr = _lr_axis(airways)
+        lr = _lr_axis(airways, axis)
         flipped = np.flip(ext, axis=lr)
 
         def to_world(kji, f=_ext_to_world(airways, lo, axis, n_pad, at_start)):
@@ -446,7 +441,7 @@ def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, cro
         full = np.zeros(airways.shape, np.uint8)   # the tree's lumen (its mask piece) on the image grid
         full[tuple(slice(int(a), int(a) + n) for a, n in zip(lo, crop.shape))] = crop
         other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm, lumen=airways.with_array(full),
-                             up=superior_direction(airways))
+                             up=face.up, reach_top=face.reach_top)
         other.voxel_diag_mm = tree.voxel_diag_mm
         hit = root_dependence(tree, other)
         _ROOT_CHECKED.clear()   # one case
@@ -510,10 +505,12 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = (
 
 
 def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None,
-                 voxel_mm: float = 0.0, lumen: Volume | None = None, up=(0.0, 0.0, 1.0)) -> AirwayTree:
+                 voxel_mm: float = 0.0, lumen: Volume | None = None, up=(0.0, 0.0, 1.0),
+                 reach_top: bool = False) -> AirwayTree:
     """The tree of the centreline (``pts`` [N, 3] RAS mm, ``radius`` [N] mm, ``edges`` [E, 2]) rooted at
     the trachea's top: the widest point within a voxel of the centreline's top along ``up`` (unit RAS
-    [3], the image's axial direction, `superior_direction`)."""
+    [3]: the outward normal of the image face that cuts the mask at its superior end, or S where the
+    mask ends inside the image, `top_face.TopFace.up`)."""
     n = len(pts)
     w = np.linalg.norm(pts[edges[:, 0]] - pts[edges[:, 1]], axis=1) + 1e-6
     g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
@@ -534,7 +531,13 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     # wide, and refused as having no trachea (new-user trial 101 F1)
     cand = np.flatnonzero(main)
     height = pts[cand] @ np.asarray(up, float)
-    top = cand[height >= height.max() - max(voxel_mm, 1.0)]
+    # ``reach_top`` (a mask ending inside the image, its end not level on the grid: `top_face.TopFace.reach_top`):
+    # the points whose inscribed sphere (radius: the distance to the wall) reaches the top, the widest of them the
+    # centre of the widest lumen at the mask's superior end; a centreline point at a tube's flat end lies within
+    # a voxel of the end, its radius a voxel, and the tube's centre a radius below it (a chest CTA's mask cut
+    # axially 15 mm above the carina on a grid tilted 45 degrees was rooted at a 2 mm apical bronchus that rose
+    # as high as the trachea's end)
+    top = cand[height + (radius[cand] if reach_top else 0.0) >= height.max() - max(voxel_mm, 1.0)]
     root = int(top[np.argmax(radius[top])])
     dist, pred = dijkstra(g, indices=root, return_predecessors=True)
     reach = np.isfinite(dist)
