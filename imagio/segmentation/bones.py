@@ -1615,6 +1615,12 @@ def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
       bound is its back wall (its rearmost lumen voxel), in the slices without it the most
       anterior of those walls; a slice whose trachea the view's back face cuts has no spine in
       view, and where it cuts every slice, no spine is in view;
+      The trachea places the bound also where the body is wholly in view but no lung is (a neck
+      or thoracic-inlet field, `airways._neck_tube`): in the neck the vertebral column is not in
+      the back of the section but at its middle, behind the trachea and oesophagus, with the
+      thick posterior neck muscles behind it (Gray's Anatomy, 42nd ed., "Neck"), and the body's
+      centre cut the cervicothoracic vertebral bodies off (new-user trial 103 F3.2: the chest
+      CTA's top 28 mm named only the neural arches 'vertebrae');
     - else, where the view cuts the body's back only (its front in view), the lungs: their
       medial surfaces wrap the vertebral bodies in the paravertebral gutters behind the heart,
       and they meet in front of the heart only behind the sternum: the bound is the lungs'
@@ -1639,7 +1645,8 @@ def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
     for end in ((0, body.shape[a_ax] - 1) if a_sign > 0 else (body.shape[a_ax] - 1, 0)):
         idx[a_ax] = end
         cut.append(bool(body[tuple(idx)].any()))
-    if not any(cut):
+    neck = trachea is not None and trachea.any() and (lungs is None or not lungs.any())
+    if not any(cut) and not neck:
         return float(np.median(yb[body])) + 5.0
     if trachea is not None and trachea.any():
         # per axial slice, the trachea's back wall (its rearmost lumen voxel), on the slices
