@@ -46,16 +46,27 @@ TRACHEA_MEDIASTINUM_SHARE = rule("trachea_mediastinum_share")
 # and its wall on both sides (Breatnach et al., AJR 1984; Gamsu & Webb, AJR 1982)
 TRACHEA_OUTER_MM = MAX_CUT_LUMEN_MM + 2.0 * rule("tracheal_wall_mm")
 TRACHEA_WALLED_SHARE = rule("trachea_walled_share")
+NECK_TRACHEA_NOTE = (
+    "the trachea is in view above the lungs (no lung, or only the apices, in view): the field of view holds "
+    "the neck or the thoracic inlet, and the carina lies below it (T4-T5); the whole air column in view down "
+    "the midline is labelled trachea (with the subglottic larynx where in view): check it on the images")
 
 
-def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
+def find_trachea_seed(ct: Volume, body: np.ndarray, info: dict | None = None) -> np.ndarray | None:
     """[k, j, i] index of a voxel inside the trachea, or None when no trachea is visible.
 
-    Searched from the top of the scan down to ``SEARCH_BELOW_APEX_MM`` below the lung apex."""
+    Searched from the top of the scan down to ``SEARCH_BELOW_APEX_MM`` below the lung apex; with
+    no lung in view (a neck or thoracic-inlet field above the apices), in the whole view, by the
+    trachea's place in the neck (`_neck_tube`); then ``info["above_lungs"]`` is set True when
+    ``info`` is a dict."""
     s_ax, s_sign = anatomical_axes(ct)["S"]
     top = _lung_top(ct, body, s_ax, s_sign)
     if top is None:
-        return None
+        # no lung in view: a neck or thoracic inlet above the lung apices still holds the trachea,
+        # judged by its place in the neck instead of the lungs' top (`_neck_tube`)
+        if info is not None:
+            info["above_lungs"] = True
+        return _find_seed_in(ct, body, ct.shape[s_ax] - 1 if s_sign > 0 else 0, s_ax, s_sign, above_lungs=True)
     reach = int(np.ceil(SEARCH_BELOW_APEX_MM / ct.spacing_kji[s_ax]))
     lo = np.zeros(3, int)
     hi = np.array(ct.shape)
@@ -72,22 +83,26 @@ def find_trachea_seed(ct: Volume, body: np.ndarray) -> np.ndarray | None:
     return None if seed is None else seed + lo
 
 
-def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int, near_midline: bool = True):
+def _find_seed_in(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int, near_midline: bool = True,
+                  above_lungs: bool = False):
     """Seed voxel of the trachea in ``ct`` (a slab below the lungs' top), or None. Searched near
     the midline (`lungs.midline_x`); where that midline is only the isocentre assumed for a body
     cut at a side and nothing is found near it (a reconstruction centred off the patient: new-user
     trial 25, lung1 moved 85 mm had no trachea and both lungs 'right'), searched again by the
-    lumen's mediastinal surroundings, as without any midline."""
-    seed = _seed_search(ct, body, top, s_ax, s_sign, near_midline)
+    lumen's mediastinal surroundings, as without any midline. above_lungs: no lung is in view,
+    so ``top`` is the view's top slice and the tube must lie where the trachea runs in the neck
+    (`_neck_tube`) instead of reaching the lungs' top."""
+    seed = _seed_search(ct, body, top, s_ax, s_sign, near_midline, above_lungs)
     if seed is None and near_midline:
         from .lungs import midline_x
 
         if midline_x(ct, body)[1] == "isocentre":
-            seed = _seed_search(ct, body, top, s_ax, s_sign, False)
+            seed = _seed_search(ct, body, top, s_ax, s_sign, False, above_lungs)
     return seed
 
 
-def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int, near_midline: bool):
+def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int, near_midline: bool,
+                 above_lungs: bool = False):
     a = ct.array
     air = (a < AIR_HU) & body
     if not air.any():
@@ -164,7 +179,13 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
                     / np.maximum(np.bincount(in_tube[ids], minlength=tn + 1)[1:], 1))
     span[walled_share < TRACHEA_WALLED_SHARE] = 0
     for o_i, o in enumerate(objs3):
-        if o is None:
+        if o is None or span[o_i] < 15.0:
+            continue
+        if above_lungs:
+            # no lung in view: the lungs' top cannot place it; the neck's anatomy does
+            box = tuple(o[d] if d == s_ax else slice(None) for d in range(3))   # whole slices
+            if not _neck_tube(ct, body, tl[box] == o_i + 1, box, s_ax):
+                span[o_i] = 0
             continue
         tube_top = (o[s_ax].stop - 1) if s_sign > 0 else o[s_ax].start
         if (top - tube_top) * s_sign * ct.spacing_kji[s_ax] > TRACHEA_BELOW_LUNG_TOP_MM:
@@ -178,6 +199,43 @@ def _seed_search(ct: Volume, body: np.ndarray, top: int, s_ax: int, s_sign: int,
     upper = pts[sup_coord >= np.median(sup_coord)]
     c = upper.mean(0)
     return upper[np.argmin(((upper - c) ** 2).sum(1))]
+
+
+def _neck_tube(ct: Volume, body: np.ndarray, tube: np.ndarray, box: tuple, s_ax: int) -> bool:
+    """Whether an air tube found with no lung in view (``tube``: bool over ``box``, whole axial
+    slices of ``ct``'s [k, j, i] grid, a candidate of `_seed_search`) lies where the trachea runs above the
+    lung apices, in most of its axial slices: (1) its centre in front of the body's antero-posterior
+    middle along its own left-right line: the trachea and oesophagus lie in the neck's visceral
+    compartment, in front of the vertebral column, with the prevertebral and the thick posterior
+    neck muscles behind (Gray's Anatomy, 42nd ed., "Neck"), while the rectum, the midline gas tube
+    of a pelvis, lies in the sacral hollow at the back; (2) bone (>= ``bones.BONE_LOW_HU``: the
+    vertebral body) within ``retrotracheal_space_mm`` behind its lumen on that line: only the
+    oesophagus and the prevertebral tissue lie between (Wholey et al. 1958, rules file), while a
+    bowel loop in front of the abdomen's middle has the mesentery, the aorta and the vena cava
+    between it and the spine. Vectorised per slice (one step per slice of the tube)."""
+    from .bones import BONE_LOW_HU
+
+    behind_mm = rule("retrotracheal_space_mm")
+    x_all, y_all = ras_coordinate(ct, 0)[box], ras_coordinate(ct, 1)[box]
+    a, b = ct.array[box], body[box]
+    front = bone = 0
+    n = tube.shape[s_ax]
+    for k in range(n):
+        t, xs, ys = (np.take(v, k, axis=s_ax) for v in (tube, x_all, y_all))
+        if not t.any():
+            n -= 1
+            continue
+        xc, yc = float(xs[t].mean()), float(ys[t].mean())
+        r = float(np.sqrt(t.sum() * np.prod(ct.spacing_kji[[d for d in range(3) if d != s_ax]]) / np.pi))
+        line = np.abs(xs - xc) <= r
+        col = line & np.take(b, k, axis=s_ax)
+        if col.any():
+            y_front, y_back = float(ys[col].max()), float(ys[col].min())
+            front += yc > 0.5 * (y_front + y_back)
+        y_post = float(ys[t].min())
+        dense = line & (np.take(a, k, axis=s_ax) >= BONE_LOW_HU) & (ys < y_post) & (ys >= y_post - behind_mm)
+        bone += bool(dense.any())
+    return n > 0 and front > 0.5 * n and bone > 0.5 * n
 
 
 def mediastinal_share(ct: Volume, lab: np.ndarray, ids, objs, body: np.ndarray) -> np.ndarray:
@@ -1009,7 +1067,8 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
     p = as_progress(progress)
     check_ct(ct)
     p(0.0, "airways: finding the trachea")
-    seed = find_trachea_seed(ct, body)
+    where: dict = {}
+    seed = find_trachea_seed(ct, body, where)
     grow_body = body
     if seed is None:
         # a face of the view may cut the trachea open over its whole length in view (new-user
@@ -1019,7 +1078,7 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
         # for again with the air that the wall in view encloses (`enclosed_open_air`) inside
         open_air = enclosed_open_air(ct, body)
         if open_air.any():
-            seed = find_trachea_seed(ct, body | open_air)
+            seed = find_trachea_seed(ct, body | open_air, where)
             if seed is not None:
                 grow_body = body | open_air
     if seed is None:
@@ -1038,13 +1097,16 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
             raise TracheaAboveView()
         raise InputError("no trachea found (no round air tube near the midline in the upper "
                          "slices): airways need a CT that covers the chest above the carina")
-    m, info = grow_airways(ct, seed, grow_body, progress=p.sub(0.1, 0.9))
+    # no lung in view: the trachea is nearly all the air inside the body, so the share of the
+    # lungs' air an airway lumen takes (``MAX_LUNG_FRACTION``) says nothing; the other leak tests hold
+    frac = np.inf if where.get("above_lungs") else MAX_LUNG_FRACTION
+    m, info = grow_airways(ct, seed, grow_body, max_fraction=frac, progress=p.sub(0.1, 0.9))
     lumen = opened_lumen(ct, body, m)
     if lumen.any():
         # a front or back face of the view cut the trachea open: its lumen, enclosed by the wall
         # in view, is the patient's; the tree is grown again with it (same leak control)
         body = body | lumen
-        m, info = grow_airways(ct, seed, body)
+        m, info = grow_airways(ct, seed, body, max_fraction=frac)
         info["opened_lumen_ml"] = round(float(lumen.sum() * ct.voxel_volume_ml), 2)
     trachea, bronchi, carina = split_trachea(ct, m)
     across = tuple(letter for letter in ("R", "A") if cut_face(ct, m, letter) is not None)
@@ -1053,9 +1115,14 @@ def airway_masks(ct: Volume, body: np.ndarray, progress=None) -> tuple[np.ndarra
         if pieces:
             bronchi |= extra & ~trachea
             info["cut_bronchi"] = pieces
+    if where.get("above_lungs"):
+        info["above_lungs"] = True
     info.update(seed_kji=[int(v) for v in seed], carina_slice=carina,
                 volume_ml=round(float(m.sum() * ct.voxel_volume_ml), 2))
-    if carina is None:
+    if carina is None and where.get("above_lungs"):
+        # no lung in view: the view lies above the lung apices, the carina far below it (T4-T5)
+        info["carina_warning"] = NECK_TRACHEA_NOTE
+    elif carina is None:
         info["carina_warning"] = no_carina_note(ct, trachea)
     elif cut_lr_side(ct, trachea) is not None:
         # a face cutting the trachea lengthwise shows one main bronchus whole at most: the split

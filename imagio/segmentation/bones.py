@@ -47,7 +47,7 @@ from ..caching import ThreadKept
 from ..memory import release_free_memory
 from ..volume import Volume
 from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbox_slices, check_ct, components,
-                     close_mm, dilate_mm, erode_mm, fill_holes_3d, open_mm,
+                     close_mm, depth_mm, dilate_mm, erode_mm, fill_holes_3d, open_mm,
                      fill_holes_per_slice,
                      plane_structure, ras_coordinate, ras_ramp, rule)
 from . import bone_shell
@@ -1278,8 +1278,19 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
         front = y > 0.5 * (float(ya.min()) + float(ya.max()))
         cart &= front
         off &= front
+    bars = _costal_margin_bars(ct, off, lungs, ribs, body)
+    bars_ml = float(bars.sum()) * ct.voxel_volume_ml
+    if bars_ml:
+        cart |= bars
+        off &= ~bars
     cut_ml = _cut_by_lower_face(ct, off) * ct.voxel_volume_ml
     found_ml = float(cart.sum()) * ct.voxel_volume_ml
+    if bars_ml:
+        cut = (f"costal cartilages may be partly missed: {bars_ml:.1f} mL of them is labelled without its rib in "
+               "view, told by its place alone (long thin bars as dense as cartilage in the chest wall in front of the "
+               "lungs, cut by the field of view's lower face: the costal margin, whose ribs lie below the view); "
+               "treat the anterior chest wall between ribs and sternum as forbidden")
+        doubt = cut if doubt is None else f"{doubt}; {cut}"
     if cut_ml > CARTILAGE_CUT_SHARE * (cut_ml + found_ml):
         cut = (f"costal cartilages may be partly missed: {cut_ml:.1f} mL of thin tissue as dense as cartilage in "
                f"front of the chest is cut by the field of view's lower face and joins no rib in view "
@@ -1292,6 +1303,52 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
 CARTILAGE_CUT_SHARE = 0.10  # the project's volume tolerance across fields of view and grids (issue 14:
 # a structure's volume within 10 % across 0.7-3 mm): more of the candidate cartilage than this left
 # out because its rib is beyond the view's face is said
+
+
+def _costal_margin_bars(ct: Volume, off: np.ndarray, lungs: np.ndarray | None, ribs: np.ndarray,
+                        body: np.ndarray) -> np.ndarray:
+    """Bool [k, j, i]: the 26-connected pieces of ``off`` (thin tissue as dense as cartilage in front
+    of the lungs' middle that joins no rib in view, `costal_cartilage`) that are costal cartilage by
+    their place, with lungs (bool [k, j, i]) in view: each touches the field of view's lower face
+    (`_cut_by_lower_face`: the cartilages of ribs 7-10 ascend medially from their ribs' anterior ends
+    to the sternum and form the costal margin, so a view cut above those rib ends keeps the
+    cartilages without their ribs: Gray's Anatomy, 42nd ed., "Chest wall"), is a bar (at least
+    ``rib_min_length_mm`` along its own principal axis, `_principal_extent_mm`: a cartilage continues
+    a rib) and lies mostly (more than half its voxels) outside the lungs' per-plane convex hull
+    (`bone_shell.lung_hull_planes`): in the chest wall, not in the mediastinum, where the heart's
+    calcified arteries run; and at the depth of the thoracic cage: its median depth under the skin
+    (`common.depth_mm` of ``body``, the view's faces not counting as skin) within the 5th-95th
+    percentile of the depths of the ribs in view (``ribs``, bool [k, j, i]): cartilages and ribs
+    form one wall under the skin, subcutaneous fat and muscle (Gray's), so a dense layer of skin
+    (lung1: 1.2 mL, median 1.7 mm deep) or a focus in the abdomen (lung2: 114 mm deep) is not one.
+    The thyroid, thin and dense in front at the upper face, is not judged: only the lower face
+    counts."""
+    out = np.zeros(off.shape, bool)
+    if lungs is None or not lungs.any() or not off.any():
+        return out
+    s_ax, sign = anatomical_axes(ct)["S"]
+    lab, n, counts = components(off, connectivity=26)
+    ends = np.take(lab, 0 if sign > 0 else -1, axis=s_ax).ravel()
+    cand = np.zeros(n + 1, bool)
+    cand[np.unique(ends[ends > 0])] = True
+    if not cand.any():
+        return out
+    cand &= _principal_extent_mm(ct, lab, cand) >= rule("rib_min_length_mm")
+    if not cand.any():
+        return out
+    from .bone_shell import lung_hull_planes
+
+    hull = lung_hull_planes(lungs, s_ax, ct.spacing_kji, COMMON_RESOLUTION_MM)
+    inside = np.bincount(lab[hull & (lab > 0)], minlength=n + 1)
+    cand &= inside <= 0.5 * counts
+    if not cand.any() or not ribs.any():
+        return out
+    depth = depth_mm(body, ct.spacing_kji)
+    lo, hi = np.percentile(depth[ribs], [5.0, 95.0])
+    ids = np.flatnonzero(cand)
+    d = np.asarray(ndimage.median(depth, lab, ids))
+    cand[ids] = (d >= lo) & (d <= hi)
+    return cand[lab]
 
 
 def _cut_by_lower_face(ct: Volume, m: np.ndarray) -> int:
@@ -1615,6 +1672,12 @@ def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
       bound is its back wall (its rearmost lumen voxel), in the slices without it the most
       anterior of those walls; a slice whose trachea the view's back face cuts has no spine in
       view, and where it cuts every slice, no spine is in view;
+      The trachea places the bound also where the body is wholly in view but no lung is (a neck
+      or thoracic-inlet field, `airways._neck_tube`): in the neck the vertebral column is not in
+      the back of the section but at its middle, behind the trachea and oesophagus, with the
+      thick posterior neck muscles behind it (Gray's Anatomy, 42nd ed., "Neck"), and the body's
+      centre cut the cervicothoracic vertebral bodies off (new-user trial 103 F3.2: the chest
+      CTA's top 28 mm named only the neural arches 'vertebrae');
     - else, where the view cuts the body's back only (its front in view), the lungs: their
       medial surfaces wrap the vertebral bodies in the paravertebral gutters behind the heart,
       and they meet in front of the heart only behind the sternum: the bound is the lungs'
@@ -1639,7 +1702,8 @@ def spine_front_y(ct: Volume, body: np.ndarray, lungs: np.ndarray | None,
     for end in ((0, body.shape[a_ax] - 1) if a_sign > 0 else (body.shape[a_ax] - 1, 0)):
         idx[a_ax] = end
         cut.append(bool(body[tuple(idx)].any()))
-    if not any(cut):
+    neck = trachea is not None and trachea.any() and (lungs is None or not lungs.any())
+    if not any(cut) and not neck:
         return float(np.median(yb[body])) + 5.0
     if trachea is not None and trachea.any():
         # per axial slice, the trachea's back wall (its rearmost lumen voxel), on the slices

@@ -280,8 +280,14 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             lungs = lg.lung_mask(ct, body, airway, progress=p.sub(0.4, 0.55),
                                  midline=None if mid0 is None else mid0[0], notes=meta["warnings"])
         except InputError as e:
+            if (meta.get("airways") or {}).get("above_lungs"):
+                # the trachea found with no lung in view (`airways.find_trachea_seed`): a neck or
+                # thoracic inlet, not an abdomen's bowel gas (new-user trial 103 F3.2)
+                e = InputError("no lungs in view: the trachea is in view with no lung beside it, so the field of "
+                               "view holds the neck or the thoracic inlet above the lung apices; segment a CT "
+                               "that covers the chest for the lungs")
             if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
-                raise
+                raise e
             meta["warnings"].append(f"lungs: {e}" + ("; the other structures are segmented"
                                                       if lungs_optional else ""))
         airway = None
