@@ -195,3 +195,67 @@ def test_lung_dx_mass_is_one_candidate_inside_its_boxes(shared_data, cases):
     assert f["channel"] == "mass" and f["lung_shell_fraction"] < 0.6   # it touches the hilum
     assert inside[0].probability >= mass_score(f["lung_shell_fraction"], f["contrast_hu"]) > 0.9
     assert cands[0] is inside[0] and inside[0].probability >= report_threshold()
+
+
+def _oblique_flipped(ct_path, shift_mm: float):
+    """Lung-PET-CT-Dx A0001 resampled (linear, fill -1024) on new-user trial 104's grid: axes
+    rotated 17 deg about S and 12 deg about R, the first axis reversed (a left-handed grid),
+    0.9 x 1.1 x 3.0 mm, its origin moved ``shift_mm`` along the first axis (a sub-voxel shift)."""
+    sitk = pytest.importorskip("SimpleITK")
+
+    img = sitk.ReadImage(str(ct_path), sitk.sitkFloat32)
+    a, b = np.radians(17.0), np.radians(12.0)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    d = rz @ rx                                   # columns: the new axes in LPS
+    sp = np.array([0.9, 1.1, 3.0])
+    size = np.array(img.GetSize())
+    corners = np.array([img.TransformContinuousIndexToPhysicalPoint([float(v) for v in c])
+                        for c in np.array(np.meshgrid(*[(0, n - 1) for n in size])).reshape(3, -1).T])
+    p = corners @ d
+    lo, hi = p.min(0), p.max(0)
+    n = np.ceil((hi - lo) / sp).astype(int) + 1
+    dd = d.copy()
+    dd[:, 0] *= -1.0
+    ref = sitk.Image([int(v) for v in n], sitk.sitkFloat32)
+    ref.SetSpacing(sp.tolist())
+    ref.SetDirection(dd.ravel().tolist())
+    ref.SetOrigin((d @ np.array([hi[0], lo[1], lo[2]]) - shift_mm * dd[:, 0]).tolist())
+    out = sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkFloat32)
+    return sitk.Cast(sitk.Round(out), sitk.sitkInt16)
+
+
+@pytest.mark.xfail(strict=True, reason="OPEN HIGH (new-user trial 104): the mass channel's keep test (half the shell "
+                   "in the lung) cannot tell a mass abutting the mediastinum (0.499-0.53) from the phantom's aortic arch "
+                   "(0.45-0.50): lowering the limit by the coarse grid's sampling error admitted the arch on 18 of 20 "
+                   "bench scans at score 0.89-1.00 (detect49); needs a vessel / blood-pool test first")
+def test_lung_dx_mass_found_on_an_oblique_flipped_regrid(shared_data, tmp_path):
+    """New-user trial 104 (HIGH, open): on an oblique, left-handed 0.9 x 1.1 x 3 mm re-grid of
+    Lung-PET-CT-Dx A0001, `imagio detect` misses its 5 cm mass without a word (scan 'not decided',
+    top candidate 0.07): the mass channel's share of lung around the ball reads 0.499 against its
+    keep limit of one half (0.53 on the original grid; a mass abutting the mediastinum is centred
+    at the pleura), and a sub-voxel shift of the grid decides it. Independent check: the
+    collection's per-slice boxes (LPS) and the mass's size."""
+    shift_mm = 0.0
+    import csv
+    import json
+
+    sitk = pytest.importorskip("SimpleITK")
+    from imagio import cli
+
+    src = shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz"
+    path = tmp_path / "obl.nii.gz"
+    sitk.WriteImage(_oblique_flipped(src, shift_mm), str(path))
+    rows = list(csv.DictReader(open(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_boxes.csv")))
+    box_lps = np.array([[float(r[f"centre_lps_{a}"]) for a in "xyz"] for r in rows])
+    out = tmp_path / "det"
+    assert cli.main(["detect", str(path), "--out", str(out), "--no-slicer", "--quiet"]) == 0
+    doc = json.loads((out / "candidates.json").read_text())
+    ras = np.array([c["reported_center_ras"] for c in doc["candidates"]])
+    lps = ras * [-1, -1, 1]
+    # a candidate of a mass's size within 15 mm of one of the boxes' centres (the boxes' centres
+    # run along the 5 cm mass every 5 mm slice; 15 mm is well inside its 25 mm radius)
+    near = [c for c, q in zip(doc["candidates"], lps)
+            if np.min(np.linalg.norm(box_lps - q, axis=1)) < 15.0 and c["diameter_mm"] >= 30.0]
+    assert near, [(c["diameter_mm"], c["probability"], c["reported_center_ras"]) for c in doc["candidates"][:5]]
+    assert doc["scan_lung_rads"]["highest_lung_rads"] in ("4B", "4X"), doc["scan_lung_rads"]

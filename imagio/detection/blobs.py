@@ -1512,19 +1512,9 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
             fs = np.where(solid & ec, signal.fftconvolve(sc, shell, mode="same") / np.maximum(in_shell, 1e-6), 0.0)
             better = fs > best   # the mass scale at which the lung wraps it most
             best[better], best_r[better], best_b[better] = fs[better], r, fb[better]
-    # the keep limit less what sampling the centre on the coarse grid can hide: the shell's share
-    # of lung changes by about 1 / (2 rho) per mm the centre moves across a flat pleura (a share
-    # (1 + d / rho) / 2 at depth d, rho the shell's radius, its outer one the smallest slope), and
-    # the best centre may lie up to half a coarse voxel's diagonal from the nearest sample. A
-    # mass abutting the mediastinum is centred at the pleura, so its share lies at the limit: on
-    # an oblique 3 mm re-grid of Lung-PET-CT-Dx A0001 its 5 cm mass read 0.499 where the
-    # original reads 0.53 and was not a candidate (new-user trial 104, HIGH)
-    half_diag = 0.5 * float(np.linalg.norm(ck))
-    outer = np.where(best_r > 0, best_r + np.maximum(2.0, 0.5 * best_r), np.inf)   # shell_outer_mm
-    kept = (best_r > 0) & (best >= t - half_diag / (2.0 * outer))
-    if not kept.any():
+    if not (best >= t).any():
         return []
-    lab, n = ndimage.label(kept, structure=np.ones((3, 3, 3), bool))
+    lab, n = ndimage.label(best >= t, structure=np.ones((3, 3, 3), bool))
     pk = np.array(ndimage.maximum_position(best, lab, np.arange(1, n + 1)), int).reshape(-1, 3)
     val = best[tuple(pk.T)]
     rad = best_r[tuple(pk.T)]
