@@ -183,29 +183,11 @@ def _chest_wall_tracks(lab, inv, n, seed):
     return out
 
 
-def test_through_a_cartilage_is_told_from_beside_it_by_the_ct(case):
-    """Trial 54 M1: the warning could not tell a track through the unlabelled cartilage from one
-    beside it (an intercostal space between two cartilages). With the CT read along the track
-    (>= costal_cartilage_min_hu, no bone label) it says "through" for tracks that cross truth
-    cartilage and "near" for most of those that do not (the phantom's truth, oblique tracks;
-    measured: 131 of 138 beside said "near", the rest "through", the safe side)."""
-    ph, lab, inv, prob = case
-    through = near = n_through = n_near = 0
-    for e, t, truth in _chest_wall_tracks(lab, inv, 200, 3):
-        w = costal_warnings(prob, 1, e, t)
-        if not w:
-            continue
-        says_through = "passes through costal cartilage" in w[0]
-        assert says_through or "runs near costal cartilage, with no sample along it reading as cartilage" in w[0], w[0]
-        if truth > 0:
-            n_through += 1
-            through += says_through
-        else:
-            n_near += 1
-            near += not says_through
-    assert n_through >= 10 and n_near >= 50, (n_through, n_near)
-    assert through >= 0.7 * n_through, (through, n_through)
-    assert near >= 0.9 * n_near, (near, n_near)   # a false "through" is the safe side
+# test_through_a_cartilage_is_told_from_beside_it_by_the_ct (trial 54 M1: 131 of 138 tracks beside
+# the cartilage "near" on this portal-venous phantom, from a 75 HU reading of the CT interpolated
+# along the track) moved to test_cartilage_one_rule: the planner now reads the segmenter's own
+# rule (new-user trial 103 F4.2), which cannot tell cartilage on a contrast CT ("cannot be told"
+# for all 149 there), and through/near is tested on the native phantom and on lung1.
 
 
 def test_a_label_map_edited_in_place_is_read_again(ph):

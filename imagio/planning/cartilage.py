@@ -14,10 +14,13 @@ the sternum, and where the plane holds ribs, some lateral of it and none of thos
 it (new-user trial 101 F4: lateral, axillary chest wall was warned as the cartilages'). The plan
 warns per proposal (`costal_warnings`) instead of forbidding the region: it is an estimate from
 the bones, a parasternal approach through an intercostal space is sound, and the operator sees
-the cartilage on the CT (planning_defaults.json ``sources`` says so). Which of the region's
-samples meet cartilage is read from the CT (`costal_crossing`: at least
-``warnings.costal_cartilage_min_hu``, no bone label; new-user trial 54 M1: the warning could not
-tell a track through a cartilage from one beside it), so the warning says "through" or "near".
+the cartilage on the CT (planning_defaults.json ``sources`` says so). Whether a track meets
+cartilage is told by `imagio segment`'s own rule on the voxels the track covers
+(`costal_crossing`: `bones.cartilage_level`, `bones.thin_dense_on_rib`; new-user trial 103
+F4.2: the CT read interpolated along the track at 75 HU said "near" where the segmenter's own
+cartilage voxels lay), so the warning says "through", "near", or "cannot be told" where the CT
+cannot tell (a contrast CT, a covered voxel touching the rule's cartilage, a partly missed label;
+new-user trial 54 M1: the warning could not tell a track through a cartilage from one beside it).
 RAS mm.
 """
 
@@ -289,33 +292,112 @@ def costal_zone_run(labels, entry_ras, target_ras, reach_mm: float, target_value
     return float(inside.sum()) * STEP_MM, [round(float(x), 1) for x in P[int(np.argmax(inside))]]
 
 
-def costal_crossing(ct, labels, entry_ras, target_ras, reach_mm: float, min_hu: float, target_value: int = 0,
-                    reg=None):
-    """What the track entry -> target meets of the costal-cartilage region (`costal_zone_run`):
-    None outside it, else a dict of ``zone_mm`` and ``zone_at`` (its length, RAS mm of its first
-    sample), ``through_mm`` and ``through_at`` (the length and first sample, RAS mm, of the
-    chest-wall samples of a track that meets the region that read as cartilage: unlabelled (or
-    only the body outline), no bone, in front of the ribs' coronal centre, and the CT ``ct``
-    there, trilinear, the median of the sample and its neighbours ``STEP_MM`` before and after it
-    along the track, at least ``min_hu`` HU; ``through_at`` None when none does) and ``peak_hu``
-    (the highest such median over those samples). The region is an estimate from the bones and
-    a cartilage's edge may lie just outside it (on the phantom, 9 of 31 tracks through true
-    cartilage met it only outside the region), so every such wall sample counts, not only the
-    region's. Dense unlabelled tissue there is cartilage (calcified or not) or, on a contrast CT,
-    an enhanced vessel (planning_defaults.json ``warnings.sources.costal_cartilage_min_hu``).
-    Vectorised over the samples. ``reg``: as `_zone_samples`."""
+def segmenter_body(problem) -> np.ndarray:
+    """Bool [k, j, i] on the CT's grid: the body as `imagio segment` has it when it reads the
+    cartilage: `body.body_mask` of ``problem``'s CT, its rule, with the lungs and airways added
+    (`rules.segment_masks`: they are inside the patient; here every labelled voxel). Not the
+    label map's outline alone, which has holes where a structure's label was erased, nor the
+    planner's own body, grown by the skin's outer layers: it read 75 HU as the cartilage level
+    against the segmenter's 74 on lung1; without the lungs, 108 HU against the segmenter's
+    lower level on an oblique 0.9 x 1.1 x 2.5 mm re-grid of lung1."""
+    from ..segmentation.body import body_mask
+
+    return body_mask(problem.ct) | (problem.labels.array > 0)
+
+
+def rule_inputs(problem, memo: dict | None = None) -> tuple[np.ndarray, float, str | None]:
+    """(the segmenter's body (`segmenter_body`), the level HU and why density cannot tell cartilage
+    on this CT or None: `bones.cartilage_level`, the segmenter's own, on ``problem``'s CT and that
+    body). Kept under
+    ``"cartilage_rule"`` in ``memo`` (the caller's dict over one pass of proposals)."""
+    if memo is not None and "cartilage_rule" in memo:
+        return memo["cartilage_rule"]
+    from ..segmentation.bones import cartilage_level
+
+    body = segmenter_body(problem)
+    out = (body, *cartilage_level(problem.ct, body))
+    if memo is not None:
+        memo["cartilage_rule"] = out
+    return out
+
+
+def rule_cartilage(ct, labels, reg, kji, level: float, body, pad_mm: float) -> tuple[np.ndarray, tuple]:
+    """(bool mask, its index box): the costal cartilage by `imagio segment`'s own rule
+    (`bones.thin_dense_on_rib`: unlabelled (or only the body outline) tissue of ``body`` denser
+    than ``level`` HU (`rule_inputs`), in a 26-connected piece with a rib voxel, thin) on the
+    box of ``ct``'s grid around the voxels ``kji`` ((n, 3) int array indices), widened by
+    ``pad_mm`` mm in every direction (the voxels within ``pad_mm`` of the box, whatever the grid's
+    direction: ``pad_mm / spacing`` voxels along each axis). ``labels``: on ``ct``'s grid, with its
+    `_Region` ``reg``; ``body`` bool [k, j, i] on that grid. A piece is joined to its rib within the
+    box: the cartilages are at most ``warnings.costal_cartilage_reach_mm`` long (planning_defaults.json),
+    the pad the caller gives."""
+    from ..segmentation.bones import thin_dense_on_rib
+
+    sk = np.asarray(ct.spacing_kji, float)
+    pad = np.ceil(pad_mm / sk).astype(np.int64)
+    lo = np.maximum(kji.min(axis=0) - pad, 0)
+    hi = np.minimum(kji.max(axis=0) + pad + 1, np.asarray(ct.shape))
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    v = np.minimum(labels.array[box].astype(np.int64), reg.lut_n - 1)
+    cand = reg.is_open[v] & np.asarray(body[box], bool) & (ct.array[box] > level)
+    return thin_dense_on_rib(cand, reg.is_rib[v], sk, off_rib=False)[0], box
+
+
+def costal_crossing(ct, labels, entry_ras, target_ras, reach_mm: float, level: float | None, body,
+                    target_value: int = 0, reg=None):
+    """What the track entry -> target meets of the costal cartilage where the label map holds
+    none: None outside the costal-cartilage region (`costal_zone_run`), else a dict of
+    ``zone_mm`` and ``zone_at`` (its length, RAS mm of its first sample), ``through_mm`` and
+    ``through_at`` (the length and first point, RAS mm, of the track's chest-wall part, before the
+    lung, in voxels that `imagio segment`'s cartilage rule calls cartilage, `rule_cartilage`;
+    0 and None when none), ``edge_at`` (RAS mm of the first point in a voxel that touches such a
+    voxel (26-neighbours) without being one, or None: the cartilage's edge lies somewhere in that
+    voxel, so the CT cannot tell whether the track crosses it), ``peak_hu`` (the highest voxel of
+    the chest-wall part that is unlabelled or only the body outline, HU, or None) and ``spacing``
+    (the CT's voxel size, mm). The voxels are those the track's line covers (nearest voxel, sampled
+    every half the smallest voxel size), read as the segmenter reads them, not interpolated
+    (new-user trial 103 F4.2: a track 2.5 mm through the segmenter's own 82-89 HU cartilage voxels
+    read 61 HU trilinearly and was said near). ``level``: `rule_inputs`'s (None: the CT cannot tell
+    cartilage by density, a contrast CT; then nothing is read as through). ``body``: bool
+    [k, j, i] on ``ct``'s grid, as ``labels``. The region is an estimate from the bones and a
+    cartilage's edge may lie just outside it, so the whole chest-wall part counts, not only the
+    region's. Vectorised over the samples. ``reg``: as `_zone_samples`."""
     z = _zone_samples(labels, entry_ras, target_ras, reach_mm, target_value, reg)
     if z is None or not z[1].any():
         return None
-    P, inside, open_ = z
-    hu = np.asarray(ct.sample(P, order=1, fill=-1000.0), float)
-    pad = np.concatenate([hu[:1], hu, hu[-1:]])
-    med = np.median(np.stack([pad[:-2], pad[1:-1], pad[2:]]), axis=0)   # one noisy voxel decides nothing
-    dense = open_ & (med >= float(min_hu))
-    at = lambda m: [round(float(x), 1) for x in P[int(np.argmax(m))]]   # noqa: E731 (first sample of a mask)
-    return {"zone_mm": float(inside.sum()) * STEP_MM, "zone_at": at(inside),
-            "through_mm": float(dense.sum()) * STEP_MM, "through_at": at(dense) if dense.any() else None,
-            "peak_hu": float(med[open_].max()) if open_.any() else None}
+    reg = _region(labels) if reg is None else reg
+    P, inside, _ = z
+    e = np.asarray(entry_ras, float)
+    u = (np.asarray(target_ras, float) - e) / float(np.linalg.norm(np.asarray(target_ras, float) - e))
+    sk = np.asarray(ct.spacing_kji, float)
+    h = 0.5 * float(sk.min())
+    F = e + np.arange(0.0, len(P) * STEP_MM, h)[:, None] * u   # the chest-wall part, finely
+    kji = ct.nearest_kji(F)
+    ok = ct.in_array(kji)
+    F, kji = F[ok], kji[ok]
+    at = lambda m: [round(float(x), 1) for x in F[int(np.argmax(m))]] if m.any() else None   # noqa: E731
+    out = {"zone_mm": float(inside.sum()) * STEP_MM, "zone_at": [round(float(x), 1) for x in P[int(np.argmax(inside))]],
+           "through_mm": 0.0, "through_at": None, "edge_at": None, "peak_hu": None,
+           "spacing": [round(float(x), 2) for x in ct.spacing]}
+    if not len(kji):
+        return out
+    v = np.minimum(labels.array[tuple(kji.T)].astype(np.int64), reg.lut_n - 1)
+    free = reg.is_open[v]
+    if free.any():
+        out["peak_hu"] = float(ct.array[tuple(kji[free].T)].max())
+    if level is None:
+        return out
+    cart, box = rule_cartilage(ct, labels, reg, kji, level, body, reach_mm)
+    loc = kji - np.array([b.start for b in box])
+    on = cart[tuple(loc.T)]
+    # a voxel touching the rule's cartilage (26-neighbours, within the box)
+    nb = np.zeros(len(loc), bool)
+    for d in np.argwhere(np.ones((3, 3, 3), bool)) - 1:
+        q = loc + d
+        inb = np.all((q >= 0) & (q < np.asarray(cart.shape)), axis=1)
+        nb[inb] |= cart[tuple(q[inb].T)]
+    out.update(through_mm=float(on.sum()) * h, through_at=at(on), edge_at=at(nb & ~on))
+    return out
 
 
 def _partly_missed(problem) -> str | None:
@@ -332,10 +414,15 @@ def costal_warnings(problem, n: int, entry_ras, target_ras, memo: dict | None = 
     """The warning for proposal ``n`` (1-based) of ``problem`` (`problem.PlanningProblem`) whose
     track entry -> target runs through the costal-cartilage region while the label map holds no
     costal cartilage, or holds one whose file says it may miss part of them (`_partly_missed`);
-    [] otherwise. It says "through" where the track's samples there read as
-    cartilage on the CT (`costal_crossing`), else "near" (beside a cartilage, through an
-    intercostal space, as far as the CT shows; new-user trial 54 M1). ``memo``: the caller's dict
-    over one pass of proposals (`region_of`: the map's region read once)."""
+    [] otherwise. One cartilage test with `imagio segment` (`costal_crossing`: its rule on the
+    voxels the track covers; new-user trial 103 F4.2), so the plan never says "not through" where
+    the segmenter's rule says cartilage. It says "through" where the track covers a voxel the rule
+    calls cartilage; "cannot tell" where the CT cannot tell: a contrast CT (the rule's
+    `bones.cartilage_level` says why), a voxel the track covers touches the rule's cartilage (its
+    edge lies somewhere in that voxel: on 5 mm slices, anywhere in 5 mm), or the map's cartilage
+    is partly missed by that rule; else "near" (beside a cartilage, through an intercostal space;
+    new-user trial 54 M1). ``memo``: the caller's dict over one pass of proposals (`region_of`,
+    `rule_inputs`: read once)."""
     from .problem import load_defaults
 
     lab = problem.labels
@@ -344,9 +431,9 @@ def costal_warnings(problem, n: int, entry_ras, target_ras, memo: dict | None = 
     if reg is None or (reg.cartilage_labelled and missed is None):
         return []
     d = load_defaults()["warnings"]
-    hu = float(d["costal_cartilage_min_hu"])
-    run = costal_crossing(problem.ct, lab, entry_ras, target_ras, float(d["costal_cartilage_reach_mm"]), hu,
-                          int(problem.target.value or 0), reg)
+    body, level, why = rule_inputs(problem, memo)
+    run = costal_crossing(problem.ct, lab, entry_ras, target_ras, float(d["costal_cartilage_reach_mm"]),
+                          None if why else level, body, int(problem.target.value or 0), reg)
     if run is None:
         return []
     where = ("the anterior chest wall between the ribs' anterior ends and the sternum, where the costal cartilages "
@@ -354,17 +441,24 @@ def costal_warnings(problem, n: int, entry_ras, target_ras, memo: dict | None = 
              + ("label map holds no costal cartilage (not segmented)" if not reg.cartilage_labelled else
                 f"label map's {missed} may miss part of them (imagio segment said so: its cartilage label is "
                 "partly missed on this grid)"))
-    peak = "" if run["peak_hu"] is None else f"highest {run['peak_hu']:.0f} HU "
+    zone = f"{run['zone_mm']:.0f} mm (from {run['zone_at']} RAS mm) in {where}"
+    rule = (f"imagio segment's cartilage rule calls cartilage (unlabelled tissue denser than the scan's densest deep "
+            f"soft tissue, {level:.0f} HU, joined to a rib, thin; the CT's own voxels)")
+    peak = "" if run["peak_hu"] is None else f"; its densest unlabelled voxel reads {run['peak_hu']:.0f} HU"
+    grid = " x ".join(f"{x:g}" for x in run["spacing"])
     if run["through_at"] is not None:
-        return [f"proposal {n}: the track passes through costal cartilage: {run['through_mm']:.0f} mm of it reads "
-                f"as cartilage on the CT (>= {hu:g} HU, no bone label; from {run['through_at']} RAS mm) in {where}; "
-                "a labelled map forbids it: check it on the images, or prefer a track through an intercostal space "
-                "lateral to the rib ends"]
-    # not "not through it": the CT is read interpolated along the track and smoothed over three
-    # samples, and a crossing thinner than a voxel reads less than the voxels themselves (new-user
-    # trial 103 F4.2: 2.5 mm through the segmenter's own cartilage voxels of 82-89 HU read 61 HU)
-    return [f"proposal {n}: the track runs near costal cartilage, with no sample along it reading as cartilage "
-            f"on the CT: {run['zone_mm']:.0f} mm (from {run['zone_at']} RAS mm) in {where}, none of it as dense as "
-            f"cartilage ({peak}< {hu:g} HU, the CT interpolated along the track): an intercostal space beside a "
-            "cartilage, or a crossing thinner than the CT resolves (a thin cartilage reads less on a thick-slice CT "
-            "and along a track than in its own voxels): check the track on the images"]
+        return [f"proposal {n}: the track passes through costal cartilage: {run['through_mm']:.1f} mm of it in voxels "
+                f"that {rule} (from {run['through_at']} RAS mm), {zone}; a labelled map forbids it: check it on the "
+                "images, or prefer a track through an intercostal space lateral to the rib ends"]
+    if why or run["edge_at"] is not None or missed is not None:
+        because = (f"density cannot tell cartilage on this CT: {why}" if why else
+                   f"it passes through a voxel touching voxels that {rule} (at {run['edge_at']} RAS mm): the "
+                   f"cartilage's edge lies somewhere in that voxel ({grid} mm), finer than the CT resolves"
+                   if run["edge_at"] is not None else
+                   f"it covers no voxel that {rule}, but that rule misses part of the cartilage on this "
+                   "grid")
+        return [f"proposal {n}: the track runs through the costal-cartilage region and whether it crosses costal "
+                f"cartilage cannot be told: {because}{peak}; {zone}: check the track on the images"]
+    return [f"proposal {n}: the track runs near costal cartilage, through no voxel that {rule}, nor one touching such a "
+            f"voxel{peak}: {zone}: an intercostal space beside a cartilage (a cartilage thinner than the CT's "
+            f"{grid} mm voxels may read less than the rule): check the track on the images"]

@@ -46,9 +46,9 @@ from scipy import ndimage
 from ..caching import ThreadKept
 from ..memory import release_free_memory
 from ..volume import Volume
-from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbox_slices, check_ct, components,
+from .common import (_edt, anatomical_axes, inplane_spacing_mm, as_progress, bbox_slices, check_ct, components, crop_slices,
                      close_mm, depth_mm, dilate_mm, erode_mm, fill_holes_3d, open_mm,
-                     fill_holes_per_slice,
+                     fill_holes_per_slice, measured_box,
                      plane_structure, ras_coordinate, ras_ramp, rule)
 from . import bone_shell
 from .lumen import joined_lumen
@@ -1197,6 +1197,61 @@ def keep_common_resolution():
 CARTILAGE_SPINE_GAP_MM = rule("cartilage_spine_gap_mm")  # no cartilage within 1 cm of a vertebra
 
 
+def cartilage_level(ct: Volume, body: np.ndarray, sample: tuple | None = None) -> tuple[float, str | None]:
+    """(the level, HU, above which unlabelled tissue joined to a rib is costal cartilage; why
+    density cannot tell cartilage on this CT, or None). The level is the densest deep soft tissue of
+    the scan (`enhanced_tissue_level` on ``body``, a bool [k, j, i] patient mask on ``ct``'s
+    grid; ``sample``: its `deep_tissue_sample` when the caller has it): cartilage is denser than
+    muscle and organ parenchyma without contrast. On a contrast scan (a blood pool,
+    `contrast_blood_band`, or that tissue at or above ``CARTILAGE_MAX_HU``) cartilage has the
+    density of the enhanced tissue and cannot be told from it: the reason is given, in words.
+    One definition for `costal_cartilage` and the needle planner's cartilage test
+    (`imagio.planning.cartilage`; new-user trial 103 F4.2). Read on the CT's measured box
+    (`common.measured_box`, as `rules.segment_masks` reads the CT: the level's sample is taken on a
+    coarsened grid, and the padding around the measured box shifts it: on an oblique re-grid of
+    lung1 108 HU on the padded grid, lower on its measured box)."""
+    box = measured_box(ct)
+    if box is not None:
+        ct, body, sample = crop_slices(ct, box), body[box], None
+    a = check_ct(ct)
+    sk = ct.spacing_kji
+    level = enhanced_tissue_level(a, body, sk, sample=deep_tissue_sample(a, body, sk) if sample is None else sample)
+    # the blood pool is looked for only when the tissue level does not already decide (as before)
+    pool = level < CARTILAGE_MAX_HU and contrast_blood_band(a, body, ct.voxel_volume_ml, sk) is not None
+    if level >= CARTILAGE_MAX_HU or pool:
+        # say what was measured (trial 29: "contrast-enhanced" on a non-contrast CT at 3-5 mm,
+        # where bone's partial volume raised the deep tissue's level)
+        return level, ("a contrast-filled blood pool is as dense as cartilage" if pool else
+                       f"the densest deep soft tissue reads {level:.0f} HU (>= {CARTILAGE_MAX_HU:g} HU), as dense as "
+                       "cartilage (contrast enhancement, or bone blurred into it on a coarse grid)")
+    return level, None
+
+
+def thin_dense_on_rib(cand: np.ndarray, ribs: np.ndarray, spacing_kji,
+                      off_rib: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """(costal cartilage, the same tissue joined to no rib) of the dense unlabelled tissue
+    ``cand`` (bool [k, j, i]: above `cartilage_level`, no bone, no lung) beside the rib mask
+    ``ribs`` (same shape): the voxels of ``cand`` in a 26-connected piece of ``cand | ribs`` that
+    holds a rib voxel, and thin, like the ribs they continue (outside the opening by a ball of
+    ``RIB_MAX_RADIUS_MM``: a dense organ is thick); the second, the voxels of ``cand`` in pieces
+    without a rib voxel, so thinned (None when ``off_rib`` is False). ``spacing_kji`` mm. One
+    definition for `costal_cartilage` and the needle planner's cartilage test."""
+    lab, n, _ = components(cand | ribs, connectivity=26)
+    on_rib = np.bincount(lab[ribs], minlength=n + 1) > 0
+    on_rib[0] = False
+    cart = on_rib[lab] & cand
+    cart &= ~open_mm(cart, RIB_MAX_RADIUS_MM, spacing_kji)
+    if not off_rib:
+        return cart, None
+    # the same thin dense tissue not joined to a rib in view: a cartilage whose rib lies below the
+    # view's inferior face (the costal margin's cartilages ascend medially from the
+    # rib ends of ribs 7-10 to the sternum, so a crop of the upper chest keeps them without their
+    # ribs: trial 40 H3, 34.8 mL cut by the face, 3.6 mL found, silent); judged by `costal_cartilage`
+    off = cand & ~on_rib[lab]
+    off &= ~open_mm(off, RIB_MAX_RADIUS_MM, spacing_kji)
+    return cart, off
+
+
 def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.ndarray,
                      lungs: np.ndarray | None = None,
                      vertebrae: np.ndarray | None = None) -> tuple[np.ndarray, str | None]:
@@ -1224,15 +1279,8 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     if not ribs.any():
         return empty, None
     sample = deep_tissue_sample(a, body, sk)   # read twice below: built once
-    level = enhanced_tissue_level(a, body, sk, sample=sample)
-    # the blood pool is looked for only when the tissue level does not already decide (as before)
-    pool = level < CARTILAGE_MAX_HU and contrast_blood_band(a, body, ct.voxel_volume_ml, sk) is not None
-    if level >= CARTILAGE_MAX_HU or pool:
-        # say what was measured (trial 29: "contrast-enhanced" on a non-contrast CT at 3-5 mm,
-        # where bone's partial volume raised the deep tissue's level)
-        why = ("a contrast-filled blood pool is as dense as cartilage" if pool else
-               f"the densest deep soft tissue reads {level:.0f} HU (>= {CARTILAGE_MAX_HU:g} HU), as dense as "
-               "cartilage (contrast enhancement, or bone blurred into it on a coarse grid)")
+    level, why = cartilage_level(ct, body, sample)
+    if why:
         return empty, (f"costal cartilages not segmented: {why}; treat the anterior chest wall between ribs "
                        "and sternum as forbidden")
     # cancellous bone in the deep tissue raises its 95th percentile by an amount that depends on
@@ -1251,17 +1299,7 @@ def costal_cartilage(ct: Volume, ribs: np.ndarray, bone: np.ndarray, body: np.nd
     cand = body & ~bone & (a > level)
     if lungs is not None:
         cand &= ~lungs
-    lab, n, _ = components(cand | ribs, connectivity=26)
-    on_rib = np.bincount(lab[ribs], minlength=n + 1) > 0
-    on_rib[0] = False
-    cart = on_rib[lab] & cand
-    cart &= ~open_mm(cart, RIB_MAX_RADIUS_MM, sk)
-    # the same thin dense tissue not joined to a rib in view: a cartilage whose rib lies below the
-    # view's inferior face (the costal margin's cartilages ascend medially from the
-    # rib ends of ribs 7-10 to the sternum, so a crop of the upper chest keeps them without their
-    # ribs: trial 40 H3, 34.8 mL cut by the face, 3.6 mL found, silent); judged below
-    off = cand & ~on_rib[lab]
-    off &= ~open_mm(off, RIB_MAX_RADIUS_MM, sk)
+    cart, off = thin_dense_on_rib(cand, ribs, sk)
     if vertebrae is not None and vertebrae.any() and (cart.any() or off.any()):
         spine = fill_holes_per_slice(vertebrae, anatomical_axes(ct)["S"][0])
         gap = dilate_mm(spine, CARTILAGE_SPINE_GAP_MM, sk)
