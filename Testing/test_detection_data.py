@@ -225,37 +225,60 @@ def _oblique_flipped(ct_path, shift_mm: float):
     return sitk.Cast(sitk.Round(out), sitk.sitkInt16)
 
 
-@pytest.mark.xfail(strict=True, reason="OPEN HIGH (new-user trial 104): the mass channel's keep test (half the shell "
-                   "in the lung) cannot tell a mass abutting the mediastinum (0.499-0.53) from the phantom's aortic arch "
-                   "(0.45-0.50): lowering the limit by the coarse grid's sampling error admitted the arch on 18 of 20 "
-                   "bench scans at score 0.89-1.00 (detect49); needs a vessel / blood-pool test first")
-def test_lung_dx_mass_found_on_an_oblique_flipped_regrid(shared_data, tmp_path):
-    """New-user trial 104 (HIGH, open): on an oblique, left-handed 0.9 x 1.1 x 3 mm re-grid of
-    Lung-PET-CT-Dx A0001, `imagio detect` misses its 5 cm mass without a word (scan 'not decided',
-    top candidate 0.07): the mass channel's share of lung around the ball reads 0.499 against its
-    keep limit of one half (0.53 on the original grid; a mass abutting the mediastinum is centred
-    at the pleura), and a sub-voxel shift of the grid decides it. Independent check: the
-    collection's per-slice boxes (LPS) and the mass's size."""
-    shift_mm = 0.0
+@pytest.fixture(scope="module")
+def oblique_dx_detection(tmp_path_factory):
+    """`imagio detect` on Lung-PET-CT-Dx A0001 re-gridded as new-user trial 104 did (17/12 deg,
+    first axis reversed, 0.9 x 1.1 x 3 mm): (candidates.json, the boxes' centres LPS (N, 3))."""
     import csv
     import json
+
+    from conftest import SHARED_DATA
 
     sitk = pytest.importorskip("SimpleITK")
     from imagio import cli
 
-    src = shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz"
-    path = tmp_path / "obl.nii.gz"
-    sitk.WriteImage(_oblique_flipped(src, shift_mm), str(path))
-    rows = list(csv.DictReader(open(shared_data / "lung-pet-ct-dx" / "Lung_Dx-A0001_boxes.csv")))
+    src = SHARED_DATA / "lung-pet-ct-dx" / "Lung_Dx-A0001_ct.nii.gz"
+    if not src.exists():
+        pytest.skip("Lung-PET-CT-Dx A0001 is not present")
+    tmp = tmp_path_factory.mktemp("obl_dx")
+    path = tmp / "obl.nii.gz"
+    sitk.WriteImage(_oblique_flipped(src, 0.0), str(path))
+    rows = list(csv.DictReader(open(SHARED_DATA / "lung-pet-ct-dx" / "Lung_Dx-A0001_boxes.csv")))
     box_lps = np.array([[float(r[f"centre_lps_{a}"]) for a in "xyz"] for r in rows])
-    out = tmp_path / "det"
-    assert cli.main(["detect", str(path), "--out", str(out), "--no-slicer", "--quiet"]) == 0
-    doc = json.loads((out / "candidates.json").read_text())
-    ras = np.array([c["reported_center_ras"] for c in doc["candidates"]])
-    lps = ras * [-1, -1, 1]
-    # a candidate of a mass's size within 15 mm of one of the boxes' centres (the boxes' centres
-    # run along the 5 cm mass every 5 mm slice; 15 mm is well inside its 25 mm radius)
-    near = [c for c, q in zip(doc["candidates"], lps)
-            if np.min(np.linalg.norm(box_lps - q, axis=1)) < 15.0 and c["diameter_mm"] >= 30.0]
+    assert cli.main(["detect", str(path), "--out", str(tmp / "det"), "--no-slicer", "--quiet"]) == 0
+    return json.loads((tmp / "det" / "candidates.json").read_text()), box_lps
+
+
+def _near_boxes(ras, box_lps, mm: float = 15.0) -> bool:
+    """Whether the RAS point lies within ``mm`` of one of the boxes' centres (the boxes' centres
+    run along the 5 cm mass every 5 mm slice; 15 mm is well inside its 25 mm radius)."""
+    return float(np.min(np.linalg.norm(box_lps - np.asarray(ras, float) * [-1, -1, 1], axis=1))) < mm
+
+
+def test_an_undecided_mass_on_an_oblique_regrid_is_said(oblique_dx_detection):
+    """New-user trial 104 (HIGH): on the oblique re-grid the mass channel reads 0.499 of the shell
+    around the 5 cm mass as lung against its keep limit of one half (0.53 on the original grid),
+    and the mass was dropped without a word. Until the channel can tell such a mass from a great
+    vessel the lung wraps (below), the ball is named in the scan's warnings."""
+    import re
+
+    doc, box_lps = oblique_dx_detection
+    said = [w for w in doc["warnings"] if "is centred at the pleura" in w]
+    found = [c for c in doc["candidates"]
+             if _near_boxes(c["reported_center_ras"], box_lps) and c["diameter_mm"] >= 30.0]
+    assert found or any(_near_boxes([float(x) for x in re.search(r"RAS \[([^\]]+)\]", w).group(1).split(",")],
+                                    box_lps) for w in said), (said, doc["warnings"][:6])
+
+
+@pytest.mark.xfail(strict=True, reason="OPEN HIGH (new-user trial 104): the mass channel's keep test (half the shell "
+                   "in the lung) cannot tell a mass abutting the mediastinum (0.499-0.53) from the phantom's aortic arch "
+                   "(0.45-0.50): lowering the limit by the coarse grid's sampling error admitted the arch on 18 of 20 "
+                   "bench scans at score 0.89-1.00 (detect49); needs a vessel / blood-pool test first")
+def test_lung_dx_mass_found_on_an_oblique_flipped_regrid(oblique_dx_detection):
+    """New-user trial 104 (HIGH, open): the 5 cm mass is a candidate of its size on the re-grid,
+    and the scan is 4B/4X. Independent check: the collection's per-slice boxes (LPS)."""
+    doc, box_lps = oblique_dx_detection
+    near = [c for c in doc["candidates"]
+            if _near_boxes(c["reported_center_ras"], box_lps) and c["diameter_mm"] >= 30.0]
     assert near, [(c["diameter_mm"], c["probability"], c["reported_center_ras"]) for c in doc["candidates"][:5]]
     assert doc["scan_lung_rads"]["highest_lung_rads"] in ("4B", "4X"), doc["scan_lung_rads"]

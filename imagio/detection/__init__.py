@@ -74,7 +74,7 @@ DETECTORS = ("blobs", "deep")
 
 def detect(ct: Volume, lung_mask: Volume | np.ndarray | None = None, detector: str = "blobs",
            progress=None, model: str = "lung_nodules", device: str | None = None,
-           airways: dict | None = None) -> list[Candidate]:
+           airways: dict | None = None, notes: list | None = None) -> list[Candidate]:
     """Candidate lung nodules of a chest CT (HU), sorted by decreasing probability.
 
     lung_mask: optional boolean mask of the lungs, an array on the CT grid [k, j, i] or a Volume
@@ -84,7 +84,8 @@ def detect(ct: Volume, lung_mask: Volume | np.ndarray | None = None, detector: s
     ``"deep"`` (:func:`imagio.detection.deep.detect_deep`: the nodule probability of ``model``,
     a catalogue name or an nnU-Net model folder, run on ``device`` "auto"/"cpu"/"cuda").
     airways: a dict that receives the airway tree the weights-free detector found
-    (:func:`imagio.detection.blobs.airway_tree`), for the caller to reuse.
+    (:func:`imagio.detection.blobs.airway_tree`), for the caller to reuse; notes: a list that
+    receives the weights-free detector's doubts about the scan (`blobs.detect_blobs`).
     Raises InputError for a non-CT input, an unknown detector or an empty lung mask; ModelError
     (one line: how to fetch/import it) for a deep model that is not installed.
     """
@@ -96,4 +97,4 @@ def detect(ct: Volume, lung_mask: Volume | np.ndarray | None = None, detector: s
         return detect_deep(ct, lung_mask=lung_mask, model=model, device=device, progress=progress)
     from .blobs import detect_blobs
 
-    return detect_blobs(ct, lung_mask=lung_mask, progress=progress, airways=airways)
+    return detect_blobs(ct, lung_mask=lung_mask, progress=progress, airways=airways, notes=notes)

@@ -466,8 +466,11 @@ def _findings(ct: Volume, opts: Options, lungs=None, progress=None) -> dict:
         n.startswith("lung_") and "lobe" in n for n in lungs.labels.values()) else None
     # the deep detector keeps its own default (the model's lung class) unless a mask was given
     found_airways: dict = {}   # the weights-free detector's airway tree, reused for LAA-950 (issue 20)
+    notes: list = []   # the detector's doubts about the scan (an undecided mass-sized ball: trial 104)
     cands = detect(ct, lung_mask=lungs_v if opts.detector == "blobs" else lungs, detector=opts.detector,
-                   progress=prog.sub(0.05, 0.5), model=opts.model, device=opts.device, airways=found_airways)
+                   progress=prog.sub(0.05, 0.5), model=opts.model, device=opts.device, airways=found_airways,
+                   notes=notes)
+    scan_warn += notes
     if contrast:   # the detector's density type: calcium and contrast are one density here (trial 93 F5)
         from dataclasses import replace
 
