@@ -116,8 +116,8 @@ def test_axial_axes_are_the_patients_axial_section_on_an_oblique_grid(grid):
     short axes are those of the section through the centre, 2 max(a, b) and 2 min(a, b), within a
     voxel each and on average within half a voxel (the voxel's extent along the axis, as for the
     axis-aligned grids above). Before (new-user trial 104 M1) the grid's tilted slices were
-    measured: on the trial's grid the mean error of the long axis was -1.9 voxels (up to 11 mm
-    short), on a 30 deg gantry tilt -8.6 (up to 28 mm). A warning says the axes were measured on
+    measured: on the trial's grid the mean error of the long axis was -1.9 voxels (up to 11.1 mm
+    short), on a 30 deg gantry tilt -7.4 (up to 29 mm); now -0.37 (1.7 mm) and +0.18 (0.4 mm). A warning says the axes were measured on
     resampled axial planes, with the grid's tilt."""
     spacing, direction = OBLIQUE_GRIDS[grid]
     rng = np.random.default_rng(7)

@@ -315,8 +315,9 @@ def axial_outline(mask: np.ndarray, lo, vol: Volume) -> Volume:
     voxel of a slice: one voxel apart, an 8 x 6 mm nodule on a 0.9 x 1.1 x 3 mm grid tilted 12 deg
     read up to 1.7 mm short, as thick slices do whose centre misses the nodule's). Values: the mask interpolated trilinearly, >= 1/2 (`Volume.resample_like`): the
     partial-volume outline, half-way between the last voxel centre in and the first out along each
-    grid axis, where the true edge lies on average (a nearest-neighbour copy would keep the voxels'
-    staircase, whose corners stick out on the tilted planes). Returns a bool Volume on that grid,
+    grid axis, where the true edge lies on average (a nearest-neighbour copy keeps the voxels'
+    staircase: on the tests' ellipsoids its long axes' mean errors were -0.01 to +0.23 voxel against
+    -0.37 to +0.04 for this outline, the largest 1.2-1.6 voxels for both: no clear winner). Returns a bool Volume on that grid,
     covering the box with a voxel to spare."""
     m = np.pad(np.asarray(mask, np.float32), 1)
     src = vol.ijk_to_ras.copy()
