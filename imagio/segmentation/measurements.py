@@ -398,9 +398,15 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
         best = _slice_axes(surf, vol, s_ax, plane)
     else:
         avol = axial_outline(shape_m, lo, vol)
-        am = avol.array
-        best = _slice_axes(np.argwhere(am & ~ndimage.binary_erosion(am)), avol, 0, slice_plane_basis(avol)[1])
-        notes.append(oblique_note(tilt, best, _slice_axes(surf, vol, s_ax, plane), vol))
+        am, own = avol.array, _slice_axes(surf, vol, s_ax, plane)
+        # an outline smaller than the axial grid's voxels may hold none of its points: its own slices then
+        if am.any():
+            best = _slice_axes(np.argwhere(am & ~ndimage.binary_erosion(am)), avol, 0, slice_plane_basis(avol)[1])
+            notes.append(oblique_note(tilt, best, own, vol))
+        else:
+            best = own
+            notes.append(f"the grid's slices are tilted {tilt:.1f} deg from the patient's axial plane and the outline "
+                         "is too small to resample onto axial planes: its axial axes were measured on the grid's own slices")
     vals = np.asarray(ct)[box][mask] if ct is not None else np.zeros(1)
     from ..interpolated_slabs import crossing_note
 
