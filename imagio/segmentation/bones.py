@@ -2233,6 +2233,8 @@ def bone_segments(p_kji: np.ndarray, comp: np.ndarray, spacing_kji) -> tuple[np.
     from scipy.spatial import cKDTree
     from skimage.morphology import skeletonize
 
+    if not len(p_kji):   # no thin bone (new-user trial 105: a traceback on an MR mapped to HU)
+        return np.zeros(0, np.int64), 0
     sk = np.asarray(spacing_kji, float)
     lo = p_kji.min(0) - 1  # one empty voxel around the bone
     t = np.zeros(tuple(p_kji.max(0) - lo + 2), bool)
