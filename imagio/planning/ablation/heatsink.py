@@ -81,7 +81,9 @@ def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm:
     voxel by wall distance, also ``nearest_ras``, ``nearest_distance_to_zone_mm``,
     ``nearest_diameter_mm``, ``centreline_distance_to_zone_mm``), the risk level and score.
     New-user trial 36 (L2): the largest lumen was reported at the nearest voxel's place, so one
-    point of one vessel read 5.2 mm in one plan and 8.8 mm in another."""
+    point of one vessel read 5.2 mm in one plan and 8.8 mm in another. The caller
+    (`coverage.AblationContext`) replaces ``distance_to_zone_mm`` by the vessel label's own distance
+    where that is nearer (the one ``structures_near_mm`` gives)."""
     hs = heat_sink()
     wall = margin_at + 0.5 * cl.diameter_mm       # the wall's signed distance (mm, > 0 inside)
     near = wall >= -float(hs["search_distance_mm"])
