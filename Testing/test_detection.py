@@ -1301,3 +1301,32 @@ def test_how_the_ct_was_read_travels_with_the_detection_files(tmp_path):
     # trial 103 F2.1: in the Scan table beside the headline, not only in the Warnings at the end
     scan_table = html.split("<h2>Scan</h2>", 1)[1].split("<h2>", 1)[0]
     assert "how the CT was read" in scan_table and all(_html.escape(w) in scan_table for w in read)
+
+
+@pytest.mark.parametrize("shape_kind, is_tube", [("tube", True), ("ellipsoid", False)])
+def test_mass_channel_tells_a_great_vessel_tube_from_a_mass_at_the_pleura(shape_kind, is_tube):
+    """New-user trial 104: a near-limit mass-sized ball is kept only when its tissue ends along S
+    as a mass's does (axes within 2:1), not when it runs on as a great vessel's tube. Both are
+    centred at the pleura of a 10 mm mediastinal strip (solid tissue on the far side, fat beyond),
+    on an oblique, left-handed, 0.9 x 1.1 x 3 mm grid; the ball's radius is 15 mm."""
+    from conftest import rotation
+    from imagio.detection.blobs import _continues_as_tube
+    from imagio.segmentation.common import anatomical_axes
+
+    d = rotation((1, 2, 3), 17.0) @ np.diag([-1.0, 1.0, 1.0])
+    sp = (0.9, 1.1, 3.0)
+    shape = (50, 100, 120)
+    centre_kji = np.array(shape) // 2
+    aff = make_ijk_to_ras(sp, (0, 0, 0), d)
+    aff[:3, 3] = -aff[:3, :3] @ centre_kji[::-1]          # RAS origin at the centre voxel
+    vol = Volume(np.zeros(shape, np.float32), aff)
+    w = _world_grid(vol)
+    x, y, z = w[..., 0], w[..., 1], w[..., 2]
+    strip = (x >= 0.0) & (x <= 10.0)                     # the mediastinum behind the pleura x = 0
+    if shape_kind == "tube":                             # a 30 mm vessel along S (the descending aorta)
+        obj = x ** 2 + y ** 2 <= 15.0 ** 2
+    else:                                                # a mass 30 x 30 x 50 mm (axes within 2:1)
+        obj = (x / 15.0) ** 2 + (y / 15.0) ** 2 + (z / 25.0) ** 2 <= 1.0
+    dense = strip | obj
+    s_axis = anatomical_axes(vol)["S"][0]
+    assert _continues_as_tube(dense, centre_kji, 15.0, vol.spacing_kji, s_axis) is is_tube
