@@ -539,6 +539,12 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     # as high as the trachea's end)
     top = cand[height + (radius[cand] if reach_top else 0.0) >= height.max() - max(voxel_mm, 1.0)]
     root = int(top[np.argmax(radius[top])])
+    if reach_top:
+        # of that widest lumen's points (within a voxel of its width), the highest: the distance to
+        # the wall reads up to a voxel wide on an oblique grid, and the widest sample alone lay 11 mm
+        # below a synthetic trachea's rounded end on a 25 degree grid (test_bronchoscopy)
+        wide = top[radius[top] >= radius[root] - max(voxel_mm, 1.0)]
+        root = int(wide[np.argmax(pts[wide] @ np.asarray(up, float))])
     dist, pred = dijkstra(g, indices=root, return_predecessors=True)
     reach = np.isfinite(dist)
     parent = np.where(reach, pred, -1).astype(np.int64)
