@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..planning.ablation.criteria import mam_text
+from ..planning.ablation.heatsink import heat_sink_words
 from ..planning.ablation.multiprobe import plan_for_probe  # noqa: F401 (the Slicer module, IMAGIO Web)
 
 MARGIN_ARRAY = "AblativeMarginMm"
@@ -111,7 +112,7 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
         rows.append(("probe lower bound (over the candidate zones)", str(lower)))
     rows += [(f"healthy {k} mL", f"{v:.1f}") for k, v in sorted(get(c, "healthy_ml").items(), key=lambda kv: -kv[1])]
     rows += [(f"near {k} mm", f"{v:.1f}") for k, v in get(c, "structures_near_mm").items()]
-    rows += [(f"heat sink {h['vessel']}", f"{h['level']}: {h['diameter_mm']:.1f} mm, wall at {h['distance_to_zone_mm']:.1f} mm")
+    rows += [(f"heat sink {h['vessel']}", f"{h['level']} ({h['diameter_mm']:.1f} mm lumen): {heat_sink_words(h)}")
              for h in get(c, "heat_sink")]
     rows += [(f"probe {i + 1} path", "feasible" if get(p, "feasible") else "NOT feasible: " + ", ".join(get(p, "violations")))
              for i, p in enumerate(probes)]
