@@ -285,3 +285,30 @@ def test_the_structures_imagio_makes_itself_are_known_names():
     assert all(anatomy.is_known(x) for x in (*_PAINT, *IMAGIO_ONLY_NAMES))   # the rule segmenter's names
     got = hollow_viscus_criterion({"liver": 9.0, "mystery_small": 0.5}, ["liver", "colon"])
     assert got["met"] is None and "mystery_small 0.50 mL: a name IMAGIO does not know" in got["not_verifiable"]
+
+
+def test_the_margin_rows_read_the_required_margin_from_the_criterion():
+    """The Slicer table's "MAM >= N mm" row and IMAGIO Web's ablation line ("tumour + N mm",
+    "below N mm") say the margin the criterion required (ablation_criteria.json's
+    minimal_ablative_margin_mm, as `coverage` writes it into ``criteria``), not a 5 typed into
+    them: a criterion of 4 mm reads 4 (old code: "MAM >= 5 mm", "below 5 mm")."""
+    from imagio.mrml.ablation import coverage_rows
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.criteria import value
+    from imagio.planning.ablation.zones import Ellipsoid
+    from imagio.web.content import ablation_text
+
+    lab, c, _ = _oblique_case()
+    cov = AblationContext(lab, "liver_tumor_1").evaluate([Ellipsoid(c, np.array([0.0, 0.0, 1.0]), 5.0, 5.0)])
+    need = value("minimal_ablative_margin_mm")
+    assert cov.criteria["minimal_ablative_margin"]["required"] == need
+    rows = dict(coverage_rows({"coverage": cov.to_dict(), "device": "d", "setting": "s", "probes": []}))
+    assert rows[f"MAM >= {need:g} mm"] == str(cov.criteria["minimal_ablative_margin"]["met"])
+    # another required margin (a site's criteria), not met: every text says it
+    cov.criteria["minimal_ablative_margin"].update(required=4.0, met=False)
+    cov.margin_covered_pct[4.0] = cov.margin_covered_pct.get(need, 0.0)
+    rows = dict(coverage_rows({"coverage": cov.to_dict(), "device": "d", "setting": "s", "probes": []}))
+    assert rows["MAM >= 4 mm"] == "False" and f"MAM >= {need:g} mm" not in rows
+    line = ablation_text("d", "s", cov)
+    assert "tumour + 4 mm" in line and "(below 4 mm)" in line, line
+    assert f"tumour + {need:g} mm" not in line and f"below {need:g} mm" not in line, line

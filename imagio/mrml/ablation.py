@@ -102,7 +102,8 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + mam_text(get(c, 'mam_mm'))),
              *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour's true edge vs its label's voxel faces: half a CT voxel)")] if tol else []),
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
-             ("MAM >= 5 mm", {None: "not verifiable (past the image)"}.get(
+             (f"MAM >= {float(get(c, 'criteria')['minimal_ablative_margin']['required']):g} mm",
+              {None: "not verifiable (past the image)"}.get(
                  get(c, "criteria")["minimal_ablative_margin"]["met"], str(get(c, "criteria")["minimal_ablative_margin"]["met"]))),
              *([("no hollow viscus in the zone", hollow_viscus_verdict(get(c, "criteria")["no_hollow_viscus"]))]
                if "no_hollow_viscus" in get(c, "criteria") else []),   # trial 96 F4
