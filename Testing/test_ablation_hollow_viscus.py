@@ -240,3 +240,75 @@ def test_the_criterion_reads_the_names_users_give_a_viscus(name, met):
         assert crit["structures"][name] == pytest.approx(inside, abs=0.001) and cov["compliant"] is False
     if met is None:
         assert name in crit["not_verifiable"] and "may be a hollow viscus" in crit["not_verifiable"]
+
+
+def test_the_structures_imagio_makes_itself_are_known_names():
+    """New-user trial 106 MED 1: a lung ablation's zone took in 0.02 mL of lung_vessels_small (the
+    planner's own calibre split of lung_vessels, `problem.calibre_split`) and the criterion read
+    "NOT VERIFIABLE ... a name IMAGIO does not know", compliant None. Here the split is made by the
+    planner's own function on an oblique, anisotropic lung with a thin and a thick vessel through
+    the zone: the zone takes in its thin branches and the criterion is met (old code: None). The
+    other names the planner makes (`problem.made_by_planner`: a continuation, a target bone's
+    pieces, the derived canal, each built where it is made) and every name the rule segmenter
+    writes are known too; a user's unknown name still is not."""
+    from imagio import anatomy
+    from imagio.planning import problem as pr
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.criteria import hollow_viscus_criterion
+    from imagio.planning.ablation.zones import Ellipsoid
+    from imagio.planning.continuation import continuation_name
+    from imagio.segmentation.rules import _PAINT, IMAGIO_ONLY_NAMES
+    from imagio.volume import Volume
+
+    lab, c, n = _oblique_case()
+    ras = lab.kji_to_world(np.argwhere(np.ones(lab.array.shape, bool)).astype(float)).reshape(*lab.array.shape, 3)
+    off = ras - c
+    arr = np.ones(lab.array.shape, np.uint8)                        # lung_upper_lobe_left
+    s = np.array([0.0, 0.0, 1.0])                                   # the vessels run along S
+    for centre, radius in ((8.0, 0.9), (-10.0, 3.5)):               # a thin branch 8 mm off, a thick one
+        d = off - centre * n
+        arr[np.linalg.norm(d - (d @ s)[..., None] * s, axis=-1) <= radius] = 3
+    arr[np.linalg.norm(off, axis=-1) <= 3.5] = 2
+    lab = Volume(arr, lab.ijk_to_ras, "l", {1: "lung_upper_lobe_left", 2: "lung_nodule_1", 3: "lung_vessels"})
+    split, info = pr.split_vessels_by_calibre(lab, pr.resolve_target(lab, "lung_nodule_1"), {})
+    small = info["lung_vessels"]["small_structure"]
+    assert small == "lung_vessels_small" and small in split.labels.values()
+    cov = AblationContext(split, "lung_nodule_1").evaluate([Ellipsoid(c, s, 12.0, 12.0)]).to_dict()
+    assert cov["healthy_ml"].get(small, 0.0) > 0.01, cov["healthy_ml"]   # the zone takes in the thin branches
+    crit = cov["criteria"]["no_hollow_viscus"]
+    assert crit["met"] is True and "not_verifiable" not in crit, crit     # old code: None, "IMAGIO does not know"
+    made = [small, continuation_name("great_vessels"), "rib_left_5" + pr.TARGET_PIECE_SUFFIX,
+            "vertebrae_T8" + pr.OTHER_PIECES_SUFFIX, pr.load_defaults()["bone_target"]["canal_derived_name"]]
+    for name in made:
+        got = hollow_viscus_criterion({"lung_upper_lobe_left": 9.0, name: 0.5}, ["lung_upper_lobe_left", "esophagus"])
+        assert got["met"] is True, (name, got)
+    assert all(anatomy.is_known(x) for x in (*_PAINT, *IMAGIO_ONLY_NAMES))   # the rule segmenter's names
+    got = hollow_viscus_criterion({"liver": 9.0, "mystery_small": 0.5}, ["liver", "colon"])
+    assert got["met"] is None and "mystery_small 0.50 mL: a name IMAGIO does not know" in got["not_verifiable"]
+
+
+def test_the_margin_rows_read_the_required_margin_from_the_criterion():
+    """The Slicer table's "MAM >= N mm" row and IMAGIO Web's ablation line ("tumour + N mm",
+    "below N mm") say the margin the criterion required (ablation_criteria.json's
+    minimal_ablative_margin_mm, as `coverage` writes it into ``criteria``), not a 5 typed into
+    them: a criterion of 4 mm reads 4 (old code: "MAM >= 5 mm", "below 5 mm")."""
+    from imagio.mrml.ablation import coverage_rows
+    from imagio.planning.ablation.coverage import AblationContext
+    from imagio.planning.ablation.criteria import value
+    from imagio.planning.ablation.zones import Ellipsoid
+    from imagio.web.content import ablation_text
+
+    lab, c, _ = _oblique_case()
+    cov = AblationContext(lab, "liver_tumor_1").evaluate([Ellipsoid(c, np.array([0.0, 0.0, 1.0]), 5.0, 5.0)])
+    need = value("minimal_ablative_margin_mm")
+    assert cov.criteria["minimal_ablative_margin"]["required"] == need
+    rows = dict(coverage_rows({"coverage": cov.to_dict(), "device": "d", "setting": "s", "probes": []}))
+    assert rows[f"MAM >= {need:g} mm"] == str(cov.criteria["minimal_ablative_margin"]["met"])
+    # another required margin (a site's criteria), not met: every text says it
+    cov.criteria["minimal_ablative_margin"].update(required=4.0, met=False)
+    cov.margin_covered_pct[4.0] = cov.margin_covered_pct.get(need, 0.0)
+    rows = dict(coverage_rows({"coverage": cov.to_dict(), "device": "d", "setting": "s", "probes": []}))
+    assert rows["MAM >= 4 mm"] == "False" and f"MAM >= {need:g} mm" not in rows
+    line = ablation_text("d", "s", cov)
+    assert "tumour + 4 mm" in line and "(below 4 mm)" in line, line
+    assert f"tumour + {need:g} mm" not in line and f"below {need:g} mm" not in line, line

@@ -206,7 +206,8 @@ def test_a_high_heat_sink_is_a_warning_and_the_summary_gives_the_margin():
           {"vessel": "hepatic_vein", "diameter_mm": 4.0, "ras": [4.0, 5.0, 6.0], "distance_to_zone_mm": 8.0,
            "inside_zone": False, "level": "moderate", "score": 0.67, "modality": "microwave"}]
     lines = zone_doubts("ablation", {"criteria": {}, "healthy_ml": {}, "heat_sink": hs}, "move", "t", "liver")
-    assert len(lines) == 1 and "portal_vein (6.2 mm lumen at [1.0, 2.0, 3.0] RAS mm) its wall 2.2 mm from the zone" in lines[0]
+    assert len(lines) == 1 and ("portal_vein: its wall 2.2 mm from the zone nearest at [1.0, 2.0, 3.0] RAS mm (lumen 6.2 mm "
+                                "there)") in lines[0]
     m = {"n_probes": 3, "lower_bound": 3, "margin_mm": 5.0,
          "coverage": {"margin_covered_pct": {"5mm": 100.0}, "mam_mm": 4.5},
          "margin_guarantee": {"margin_mm": 5.0, "proven": False, "guaranteed_margin_mm": 4.669}}

@@ -273,3 +273,46 @@ def test_heat_sink_gives_the_lumen_where_it_lies():
     assert h["nearest_distance_to_zone_mm"] == h["distance_to_zone_mm"] <= h["largest_distance_to_zone_mm"]
     # how near the vessel comes stays the nearest point's (review 39 M3: a vessel through the zone
     # was said 4 mm away, measured at its widest point)
+
+
+def test_the_heat_sink_sentence_gives_each_point_its_own_lumen_and_distance():
+    """New-user trial 106 LOW 5: "portal_vein (8.9 mm lumen at [8.5, 18.0, 170.3]) its wall 6.3 mm
+    from the zone": 6.3 mm was another point's (lumen 6.9 mm there; the named point 8.0 mm away).
+    A vessel 4 mm wide beside the zone's equator (its wall about 1 mm from it) and 8 mm wide from
+    8 mm above the equator (about 2.5 mm from it): the warning names the nearest point with its
+    own lumen and distance, and the widest lumen with its own place and distance, each checked
+    against the test's own vessel (width at that height; distance from that height's wall circle
+    to the zone's ellipsoid, sampled). Old code: the wide lumen and its place beside the narrow
+    part's distance (the sentence matched none of this)."""
+    import re
+
+    from imagio.planning.ablation.commands import zone_doubts
+
+    def width(s):
+        return np.where(np.asarray(s) < 8.0, 4.0, 8.0)
+
+    ctx, c = _vessel_case(width)
+    zone = Ellipsoid(c, np.array([0, 0, 1.0]), 10.0, 9.0)
+    cov = ctx.evaluate([zone], "radiofrequency").to_dict()
+    lines = zone_doubts("ablation", {"criteria": {}, "healthy_ml": {}, "heat_sink": cov["heat_sink"]}, "move", "t", "liver")
+    (line,) = [w for w in lines if "heat sink: hepatic_vein" in w]
+    got = re.search(r"its wall ([\d.]+) mm from the zone nearest at \[([^]]+)\] RAS mm \(lumen ([\d.]+) mm there\); its "
+                    r"largest lumen near the zone, ([\d.]+) mm, at \[([^]]+)\] RAS mm, its wall ([\d.]+) mm from the zone",
+                    line)
+    assert got, line
+    # the zone's surface, sampled, and the distance to it of the vessel's wall circle at a height
+    u, v = np.meshgrid(np.linspace(0, np.pi, 181), np.linspace(0, 2 * np.pi, 361))
+    surf = c + np.c_[(9.0 * np.sin(u) * np.cos(v)).ravel(), (9.0 * np.sin(u) * np.sin(v)).ravel(), (10.0 * np.cos(u)).ravel()]
+    th = np.linspace(0, 2 * np.pi, 73)
+
+    def wall_distance(s):
+        w = float(width(s))
+        ring = c + np.c_[12.0 + 0.5 * w * np.cos(th), 0.5 * w * np.sin(th), np.full_like(th, s)]
+        return float(np.min(np.linalg.norm(ring[:, None] - surf[None], axis=-1)))
+
+    for dist, at, lumen in ((got[1], got[2], got[3]), (got[6], got[5], got[4])):
+        s = float(at.split(",")[2]) - c[2]
+        assert float(lumen) == pytest.approx(float(width(s)), abs=1.5), (line, s)
+        assert float(dist) == pytest.approx(wall_distance(s), abs=1.0), (line, s, wall_distance(s))
+    assert float(got[3]) < 6.0 < float(got[4]) and float(got[1]) < float(got[6])   # two points, not one
+    assert f"scored on its {got[4]} mm lumen" in line   # the level: the widest lumen's

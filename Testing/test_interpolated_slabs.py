@@ -5,6 +5,7 @@ the reader), on an oblique series, after reorientation, and on a real LIDC slab 
 through the readers' nodule left out."""
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -156,3 +157,59 @@ def test_the_one_click_lesion_says_it_was_measured_across_the_gap(tmp_path):
         _, meas = segment_lesion(vol, centre * [-1, -1, 1], kind="lung_nodule")
         said = [w for w in meas.warnings if "crosses slices interpolated" in w]
         assert bool(said) == told, meas.warnings
+
+
+def _gap_said(result, lo, hi, said):
+    """Check a plan's gap warnings ``said`` against the slab lo..hi (S, mm) from the plan's own
+    geometry; returns how many clearances were said."""
+    clear = 0
+    for n, m in enumerate(result.proposals, 1):
+        mine = [w for w in said if w.startswith(f"proposal {n}: ")]
+        assert len(mine) <= 1
+        entry_in = lo + 0.06 < m.entry_ras[2] < hi - 0.06
+        assert ("its entry" in mine[0] if mine else False) == entry_in, (n, m.entry_ras, mine)
+        # each clearance said: its two ends are the clearance's (their distance less half a voxel, the
+        # clearances' convention), one of them in the slab, and it is the closest or the binding structure's
+        for mm, name, a, b in re.findall(r"its ([\d.]+) mm clearance to (\w+) \(needle \[([^]]+)\], \w+ \[([^]]+)\]\)",
+                                         mine[0] if mine else ""):
+            a, b = (np.array([float(x) for x in v.split(",")]) for v in (a, b))
+            assert name in (m.closest_structure, m.limiting_structure)
+            assert np.linalg.norm(a - b) - 1.5 == pytest.approx(float(mm), abs=0.2), (a, b, mm)
+            assert any(lo < x[2] < hi for x in (a, b)), (a, b)
+            clear += 1
+    return clear
+
+
+def test_a_plan_on_interpolated_slices_says_so():
+    """New-user trial 106 MED 2: a plan whose target and best path lay wholly on the slices the
+    reader interpolated across a 5 mm gap (LIDC-0001 as DICOM minus one slice; the ribs' 3.8 mm
+    clearance measured there) said nothing of it. The phantom's CT (3 mm) is given the reader's
+    record of a gap (`meta["read"]["gap_slabs_lps"]`, a 6 mm slab about the target's axial plane):
+    the plan's warnings say the target's outline and point, and each proposal whose entry or
+    clearance ends lie in it (checked from the plan's own geometry). A slab about proposal 1's
+    entry names its entry; one far from the target and the paths, or none, gives no such warning
+    (old code: none in any case)."""
+    from imagio import phantom
+    from imagio.planning.planner import plan
+    from imagio.planning.problem import PlanningProblem
+
+    ph = phantom.generate(spacing=3.0, seed=0)
+    les = [x for x in ph.lesions if x.kind == "lung_nodule"][0]
+    s = float(les.center_ras[2])
+    ct = ph.ct
+    slab = lambda lo: {"gap_slabs_lps": [{"normal": [0.0, 0.0, 1.0], "depth_mm": [lo, lo + 6.0]}]}   # noqa: E731
+    ct.meta = {**ct.meta, "read": slab(s - 3.0)}
+    result = plan(PlanningProblem.build(ct, ph.labels, les.name))
+    said = [w for w in result.warnings if "interpolated across a 6.0 mm gap" in w]
+    tgt = [w for w in said if w.startswith(f"target {les.name}: ")]
+    assert any("its outline crosses slices" in w for w in tgt), said
+    assert any("the target point" in w and w.endswith("confirm on the acquired slices") for w in tgt), said
+    assert result.proposals and _gap_said(result, s - 3.0, s + 3.0, said) > 0
+    e = float(result.proposals[0].entry_ras[2])
+    result.problem.ct.meta["read"] = slab(e - 3.0)
+    said = result._gap_warnings()
+    assert any(w.startswith("proposal 1: its entry") for w in said), said
+    _gap_said(result, e - 3.0, e + 3.0, said)
+    for meta in (slab(s + 300.0), {}):
+        result.problem.ct.meta["read"] = meta
+        assert result._gap_warnings() == []

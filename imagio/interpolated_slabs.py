@@ -33,25 +33,56 @@ def gap_slabs(vol: Volume) -> list[tuple[np.ndarray, float, float]]:
     return out
 
 
+def _in_slabs(vol: Volume, ras: np.ndarray) -> list[tuple[float, float, float, np.ndarray]]:
+    """[(gap mm, depth_lo, depth_hi, bool (n,): which of the RAS points ``ras`` (n, 3) lie strictly
+    between the acquired slices bounding it)] per interpolated slab of ``vol`` holding any of them:
+    the one test of `crossing_note` and `points_note`."""
+    out = []
+    for n, lo, hi in gap_slabs(vol):
+        tol = ACQUIRED_TOL * (hi - lo)
+        d = np.asarray(ras, float).reshape(-1, 3) @ n
+        inside = (d > lo + tol) & (d < hi - tol)
+        if inside.any():
+            out.append((hi - lo, lo, hi, inside))
+    return out
+
+
+def _gap_words(gap: float, lo: float, hi: float) -> str:
+    """The gap as every note says it, its bracket left open for the caller's figures."""
+    return (f"a {gap:.1f} mm gap of missing slices (between the acquired slices at {lo:.1f} and {hi:.1f} mm along "
+            "the slice normal")
+
+
 def crossing_note(vol: Volume, mask: np.ndarray, offset_kji=(0, 0, 0)) -> str:
     """One sentence when the outline ``mask`` (bool [k, j, i] on ``vol``'s grid, or on a box of it
     starting at voxel ``offset_kji``) has voxel centres strictly between the acquired slices
     bounding an interpolated gap (`gap_slabs`), else "": its size, volume and density rest partly
     on interpolated sections."""
-    slabs = gap_slabs(vol)
-    if not slabs or not mask.any():
+    if not gap_slabs(vol) or not mask.any():
         return ""
     ras = vol.kji_to_world(index_list(mask).astype(float) + np.asarray(offset_kji, float))
-    hits = []
-    for n, lo, hi in slabs:
-        tol = ACQUIRED_TOL * (hi - lo)
-        d = ras @ n
-        inside = (d > lo + tol) & (d < hi - tol)
-        if inside.any():
-            hits.append((hi - lo, lo, hi, float(inside.mean())))
+    hits = [(gap, lo, hi, float(inside.mean())) for gap, lo, hi, inside in _in_slabs(vol, ras)]
     if not hits:
         return ""
     gap, lo, hi, frac = max(hits)
-    return (f"its outline crosses slices interpolated across a {gap:.1f} mm gap of missing slices (between the "
-            f"acquired slices at {lo:.1f} and {hi:.1f} mm along the slice normal; {frac * 100:.0f}% of its voxels): "
-            "its size, volume and density rest partly on interpolated sections; read it on the acquired slices")
+    return (f"its outline crosses slices interpolated across {_gap_words(gap, lo, hi)}; {frac * 100:.0f}% of its "
+            "voxels): its size, volume and density rest partly on interpolated sections; read it on the acquired slices")
+
+
+def points_note(vol: Volume, points) -> str:
+    """One sentence when any of ``points`` ([(what, RAS (3,) or (n, 3))]: a target point, a path's
+    entry, the two ends of a clearance) lies strictly between the acquired slices bounding an
+    interpolated gap of ``vol`` (`gap_slabs`), else "": what was measured there rests on
+    interpolated sections (new-user trial 106 MED 2: a plan's target and its best path lay wholly
+    on the slices interpolated across a 5 mm gap, with no word)."""
+    points = [(w, np.asarray(r, float).reshape(-1, 3)) for w, r in points]
+    if not points or not gap_slabs(vol):
+        return ""
+    owner = np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(points)])
+    hits = _in_slabs(vol, np.concatenate([r for _, r in points]))
+    if not hits:
+        return ""
+    gap, lo, hi, inside = max(hits, key=lambda h: h[0])
+    what = [points[i][0] for i in np.unique(owner[inside])]
+    return (f"{', '.join(what)}: measured on slices interpolated across {_gap_words(gap, lo, hi)}): confirm on the "
+            "acquired slices")

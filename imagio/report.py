@@ -321,9 +321,10 @@ def ablation_rows(a: dict) -> list:
     if healthy:
         rows.append(("healthy tissue ablated (mL)", ", ".join(f"{k} {_fmt(v)}" for k, v in healthy.items())))
     for h in cov.get("heat_sink") or []:
+        from .planning.ablation.heatsink import heat_sink_words
+
         rows.append((f"heat sink: {h.get('vessel')}",
-                     f"{_fmt(h.get('diameter_mm'))} mm vessel, its wall {_fmt(h.get('distance_to_zone_mm'))} mm from the zone, "
-                     f"{h.get('level')} risk"))
+                     f"{h.get('level')} risk ({_fmt(h.get('diameter_mm'))} mm lumen): {heat_sink_words(h)}"))
     return rows
 
 

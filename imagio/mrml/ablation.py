@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..planning.ablation.criteria import mam_text
+from ..planning.ablation.heatsink import heat_sink_words
 from ..planning.ablation.multiprobe import plan_for_probe  # noqa: F401 (the Slicer module, IMAGIO Web)
 
 MARGIN_ARRAY = "AblativeMarginMm"
@@ -101,7 +102,8 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + mam_text(get(c, 'mam_mm'))),
              *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour's true edge vs its label's voxel faces: half a CT voxel)")] if tol else []),
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
-             ("MAM >= 5 mm", {None: "not verifiable (past the image)"}.get(
+             (f"MAM >= {float(get(c, 'criteria')['minimal_ablative_margin']['required']):g} mm",
+              {None: "not verifiable (past the image)"}.get(
                  get(c, "criteria")["minimal_ablative_margin"]["met"], str(get(c, "criteria")["minimal_ablative_margin"]["met"]))),
              *([("no hollow viscus in the zone", hollow_viscus_verdict(get(c, "criteria")["no_hollow_viscus"]))]
                if "no_hollow_viscus" in get(c, "criteria") else []),   # trial 96 F4
@@ -111,7 +113,7 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
         rows.append(("probe lower bound (over the candidate zones)", str(lower)))
     rows += [(f"healthy {k} mL", f"{v:.1f}") for k, v in sorted(get(c, "healthy_ml").items(), key=lambda kv: -kv[1])]
     rows += [(f"near {k} mm", f"{v:.1f}") for k, v in get(c, "structures_near_mm").items()]
-    rows += [(f"heat sink {h['vessel']}", f"{h['level']}: {h['diameter_mm']:.1f} mm, wall at {h['distance_to_zone_mm']:.1f} mm")
+    rows += [(f"heat sink {h['vessel']}", f"{h['level']} ({h['diameter_mm']:.1f} mm lumen): {heat_sink_words(h)}")
              for h in get(c, "heat_sink")]
     rows += [(f"probe {i + 1} path", "feasible" if get(p, "feasible") else "NOT feasible: " + ", ".join(get(p, "violations")))
              for i, p in enumerate(probes)]

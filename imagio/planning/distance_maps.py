@@ -232,6 +232,14 @@ class PlanningMaps:
         the smallest voxel side (the distance maps' convention; -half inside the structure)."""
         return self._boundaries().clearances(np.asarray(kji, float).reshape(-1, 3))
 
+    def clearance_ends(self, kji: np.ndarray, name: str):
+        """(RAS (3,) on the path, RAS (3,) on the structure) where `structure_clearances` measures
+        the clearance of the points ``kji`` to the structure ``name``: the point of ``kji`` nearest
+        its boundary voxel centres and that voxel centre (a point inside the structure: that point
+        twice); None when the maps hold no boundary of it."""
+        got = self._boundaries().nearest_pair(np.asarray(kji, float).reshape(-1, 3), name)
+        return None if got is None else tuple(self.grid.kji_to_world(x[None])[0] for x in got)
+
 
 class _Boundaries:
     """Boundary voxel centres (crop kji x spacing, mm) of the obstacle structures: one k-d tree
@@ -326,6 +334,32 @@ class _Boundaries:
             if dmin < cap:
                 out[maps.names[i]] = min(dmin, out.get(maps.names[i], np.inf))
         return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+    def nearest_pair(self, kji: np.ndarray, name: str):
+        """(path point, boundary voxel centre), crop kji, of `clearances`' distance to the structure
+        ``name`` from the points ``kji``; None when it has no boundary here."""
+        from scipy.spatial import cKDTree
+
+        maps = self.maps
+        idx = [i for i in maps.measured if maps.names[i] == name and i in self.trees]
+        if len(kji) == 0 or not idx:
+            return None
+        kr = np.clip(np.rint(kji).astype(int), 0, np.array(maps.label.shape) - 1)
+        own = maps.struct_of_label[np.minimum(maps.label[tuple(kr.T)], len(maps.struct_of_label) - 1)]
+        best = None
+        for i in idx:
+            if np.any(own == i):
+                p = kji[int(np.flatnonzero(own == i)[0])]
+                return p, p
+            pts, tree = self.trees[i]
+            if tree is None:
+                tree = cKDTree(pts)
+                self.trees[i] = (pts, tree)
+            d, j = tree.query(kji * self.sp)
+            k = int(np.argmin(d))
+            if best is None or d[k] < best[0]:
+                best = (float(d[k]), kji[k], pts[int(j[k])] / self.sp)
+        return best[1], best[2]
 
 
 

@@ -235,9 +235,50 @@ class Plan:
                 w.append(f"proposal {n}: path {m.length_mm:.0f} mm uses more than "
                          f"{100 * lim['needle_reserve_fraction']:.0f}% of the {p.needle.length_mm:.0f} mm needle")
         w += gantry_tilt_warnings(p, self.proposals)
+        w += self._gap_warnings()
         from ..outline_doubts import proposal_doubts
 
         w += proposal_doubts(p.structure_doubts, self.proposals, p.needle.widening_mm)
+        return w
+
+    def _gap_warnings(self) -> list[str]:
+        """The target (its outline, its point) and each proposal (its entry, the two ends of its
+        closest and of its binding clearance) where they lie on slices the DICOM reader
+        interpolated across a gap (`interpolated_slabs`; new-user trial 106 MED 2: a target and its
+        best path wholly on them, the ribs' 3.8 mm measured there, with no word). [] without a gap."""
+        from ..interpolated_slabs import crossing_note, gap_slabs, points_note
+        from .scoring import path_samples
+
+        p = self.problem
+        if not gap_slabs(p.ct):
+            return []
+        t = p.target
+        fmt = lambda r: "[" + ", ".join(f"{float(x):.1f}" for x in r) + "]"   # noqa: E731
+        w = []
+        if t.value:
+            from ..volume import Volume
+
+            mask = p.labels.array == t.value   # on the label map's grid, the slabs of the CT (world facts)
+            note = crossing_note(Volume(mask, p.labels.ijk_to_ras, meta=p.ct.meta), mask)
+            if note:
+                w.append(f"target {t.name}: {note}")
+        note = points_note(p.ct, [(f"the target point {fmt(t.point_ras)}", t.point_ras)])
+        if note:
+            w.append(f"target {t.name}: {note}")
+        step = p.constraints.step_voxels * float(min(self.maps.grid.spacing))
+        for n, m in enumerate(self.proposals, 1):
+            pts = [(f"its entry {fmt(m.entry_ras)}", np.asarray(m.entry_ras, float))]
+            axes = path_samples(self.maps, np.asarray(m.entry_ras, float)[None], np.asarray(m.target_ras, float), step)[0]
+            kji = np.stack(axes, axis=1)
+            for name in dict.fromkeys(x for x in (m.closest_structure, m.limiting_structure) if x):
+                ends = self.maps.clearance_ends(kji, name)
+                mm = (m.clearance_mm or {}).get(name)
+                if ends is not None and mm is not None:
+                    pts.append((f"its {mm:.1f} mm clearance to {name} (needle {fmt(ends[0])}, {name} {fmt(ends[1])})",
+                                np.stack(ends)))
+            note = points_note(p.ct, pts)
+            if note:
+                w.append(f"proposal {n}: {note}")
         return w
 
     def proposal_findings(self):

@@ -199,8 +199,7 @@ def structure_specs(labels: Volume, overrides: dict | None = None) -> list[Struc
         role, margin = s.role, s.margin_mm
         if GENERIC_NAME.match(str(name)):   # an unnamed structure could be anything: keep out
             role, margin = "forbidden", 0.0
-        elif (not anatomy.is_known(name) and not named_like_a_lesion(name) and not is_calibre_split(name)
-              and continuation_base(name) is None):
+        elif not anatomy.is_known(name) and not named_like_a_lesion(name) and not made_by_planner(name):
             # a name IMAGIO cannot read ("Herz", "target2", "OAR_1") could be an organ at risk:
             # kept out (targets.unknown_structure_role); the target's host organ is entered
             # (`_enter_host_organ`), --role NAME=passable crosses it on purpose
@@ -262,9 +261,33 @@ def _distances_near_point(labels: Volume, point_ras, radius_mm: float) -> dict[i
     return {int(k): float(out[k]) for k in np.flatnonzero(np.isfinite(out))}
 
 
+# suffixes of the structures the planner makes from a labelled one (`made_by_planner`)
+CALIBRE_SMALL_SUFFIX = "_small"            # `calibre_split`: a graded vessel tree's thin branches
+TARGET_PIECE_SUFFIX = "_target_piece"      # `_enter_target_bone`: the bone piece holding the target
+OTHER_PIECES_SUFFIX = "_other_pieces"      # `_enter_target_bone`: the rest of that bone's label
+
+
 def is_calibre_split(name: str) -> bool:
     """True for the thin-branch structure `split_vessels_by_calibre` makes (lung_vessels_small)."""
-    return name.endswith("_small") and name[:-6] in load_defaults()["vessel_calibre"]["graded_structures"]
+    n = len(CALIBRE_SMALL_SUFFIX)
+    return name.endswith(CALIBRE_SMALL_SUFFIX) and name[:-n] in load_defaults()["vessel_calibre"]["graded_structures"]
+
+
+def made_by_planner(name: str) -> bool:
+    """True for a structure the planner itself makes and names (the one list of them): the thin
+    branches of a graded vessel tree (`is_calibre_split`: lung_vessels_small), a vessel's
+    unlabelled continuation (`continuation.continuation_base`: great_vessels_continuation), the
+    target bone's piece and the rest of its label (`_enter_target_bone`: rib_left_5_target_piece,
+    rib_left_5_other_pieces) and the spinal canal derived from the vertebrae
+    (``bone_target.canal_derived_name``). A label map never holds them, so the user cannot
+    rename them: they are never "a name IMAGIO does not know" (new-user trial 106 MED 1: a lung
+    zone's 0.02 mL of lung_vessels_small left the hollow-viscus criterion not verifiable)."""
+    name = str(name)
+    if is_calibre_split(name) or continuation_base(name) is not None:
+        return True
+    if name == load_defaults()["bone_target"]["canal_derived_name"]:
+        return True
+    return any(name.endswith(s) and is_bone(name[:-len(s)]) for s in (TARGET_PIECE_SUFFIX, OTHER_PIECES_SUFFIX))
 
 
 def _other_lesions_kept_out(specs: list[StructureSpec], target: Target, roles: dict, labels: Volume,
@@ -306,7 +329,7 @@ def _other_lesions_kept_out(specs: list[StructureSpec], target: Target, roles: d
             kept.append(s.name)
         elif (not lesion[s.value] and not anatomy.is_known(s.name) and s.name not in roles
               and s.value != target.value and not GENERIC_NAME.match(str(s.name))
-              and not is_calibre_split(s.name) and continuation_base(s.name) is None):
+              and not made_by_planner(s.name)):
             unknown.append(s.name)
         out.append(s)
     return out, kept, unknown, notes
@@ -803,13 +826,13 @@ def calibre_split(labels: Volume, target: Target, roles: dict) -> tuple[CalibreS
         large = large_lumen(m, an, dmin)
         small = m & ~large
         if small.any():
-            small_name = f"{n}_small"
+            small_name = f"{n}{CALIBRE_SMALL_SUFFIX}"
             names[nxt] = small_name
             parts.append((tuple(slice(a + b.start, a + b.stop) for a, b in zip(lo, vb)), small, nxt))
             nxt += 1
         out[n] = {"hard_min_diameter_mm": dmin, "large_ml": round(float(large.sum()) * labels.voxel_volume_ml, 2),
                   "small_ml": round(float(small.sum()) * labels.voxel_volume_ml, 2),
-                  "small_structure": f"{n}_small" if small.any() else None, "small_role": cfg["small_role"]}
+                  "small_structure": small_name if small.any() else None, "small_role": cfg["small_role"]}
     if not parts:
         return None, out
     return CalibreSplit(names, parts, nxt - 1), out
@@ -1343,7 +1366,7 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
     if arr.dtype.itemsize < 2 and nxt + 1 > 255:
         arr = arr.astype(np.uint16)
         sub = arr[sl]
-    pname = f"{spec.name}_target_piece"
+    pname = f"{spec.name}{TARGET_PIECE_SUFFIX}"
     sub[piece] = nxt
     names[nxt] = pname
     notes = []
@@ -1367,7 +1390,7 @@ def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: boo
                      "nerve roots on the CT")
     # the rest of the label is not the target: named so (a closest structure "vertebrae_L1" read
     # as the target itself, new-user trial 3); same value, role and margin
-    rest = f"{spec.name}_other_pieces"
+    rest = f"{spec.name}{OTHER_PIECES_SUFFIX}"
     names[spec.value] = rest
     prob.labels = lab.with_array(arr, labels=names)
     prob.structures = [replace(s, name=rest) if s.value == spec.value else s for s in prob.structures]

@@ -108,7 +108,8 @@ def setting_choices(device: str) -> list[dict]:
 
 
 def ablation_text(device: str, setting: str, coverage, note: str = "") -> str:
-    """The page's ablation line: "<device> <setting>: tumour covered ..%, tumour + 5 mm ..%;
+    """The page's ablation line: "<device> <setting>: tumour covered ..%, tumour + 5 mm ..%
+    (the required margin of ablation_criteria.json, as the criterion holds it);
     minimal ablative margin .. mm" with the margin's and the hollow-viscus criterion's verdicts
     and ``note`` (`imagio.mrml.ablation.placement_note`: where the tip goes, and which setting
     IMAGIO chose instead of the asked one, and why). ``device``, ``setting``: the placed probe's
@@ -119,15 +120,16 @@ def ablation_text(device: str, setting: str, coverage, note: str = "") -> str:
     from ..planning.ablation.criteria import mam_text
 
     c = coverage
-    m5 = c.margin_covered_pct.get(5.0)
+    need = float(c.criteria["minimal_ablative_margin"]["required"])   # ablation_criteria.json's, one definition
+    m5 = c.margin_covered_pct.get(need)
     mam = c.criteria["minimal_ablative_margin"]["met"]
     hv = hollow_viscus_words(c.criteria.get("no_hollow_viscus"))
     from ..report import percent_covered
 
     return (f"{device} {setting}: tumour covered {percent_covered(c.tumour_covered_pct)}%"
-            + (f", tumour + 5 mm {m5:.1f}%" if m5 is not None else "")
+            + (f", tumour + {need:g} mm {m5:.1f}%" if m5 is not None else "")
             + f"; minimal ablative margin {mam_text(c.mam_mm)} mm"
-            + (" (not verifiable: past the image)" if mam is None else "" if mam else " (below 5 mm)")
+            + (" (not verifiable: past the image)" if mam is None else "" if mam else f" (below {need:g} mm)")
             + (f"; {hv}" if hv else "") + (f"; {note}" if note else ""))
 
 

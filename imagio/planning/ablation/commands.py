@@ -485,10 +485,11 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                    f"beyond them; check the margin on the images, or {fix}")
     for h in cov.get("heat_sink") or []:   # trial 25: a 'high' heat sink was a table row only
         if h.get("level") == "high":
-            where = "its wall reaching into the zone" if h.get("inside_zone") else \
-                f"its wall {h['distance_to_zone_mm']:.1f} mm from the zone"
-            out.append(f"{what}: heat sink: {h['vessel']} ({h['diameter_mm']:.1f} mm lumen at {h['ras']} RAS mm) {where} "
-                       f"(level high for {h.get('modality') or 'this device'}): blood flow cools the "
+            from .heatsink import heat_sink_words
+
+            out.append(f"{what}: heat sink: {h['vessel']}: {heat_sink_words(h)} "
+                       f"(level high for {h.get('modality') or 'this device'}, scored on its "
+                       f"{h['diameter_mm']:.1f} mm lumen): blood flow cools the "
                        "tissue beside it, so the zone may be smaller there than the device table says and the "
                        "margin towards it is not assured (Lu 2002); check the margin on that side, or use a "
                        "longer or larger setting")

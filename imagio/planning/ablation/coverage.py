@@ -530,6 +530,7 @@ class AblationContext:
                 sub = heatsink.Centrelines(cl.kji[inb], cl.ras[inb], cl.diameter_mm[inb], cl.name[inb])
                 idx = tuple((sub.kji - blo).T)
                 hs = heatsink.flag(sub, _signed(zd[idx], zin[idx], sm), modality, voxel_mm=float(np.max(sm)))
+        inv = {n: v for v, n in names.items()}
         for h in hs:
             # the vessel's own voxels where they lie within near_mm (the figure structures_near_mm gives):
             # a wall estimated from the nearest centre voxel's lumen (a 3 mm branch of a 10.8 mm trunk) lay
@@ -538,6 +539,17 @@ class AblationContext:
             if d is not None and d < h["distance_to_zone_mm"]:
                 h["distance_to_zone_mm"] = h["nearest_distance_to_zone_mm"] = d
                 h["inside_zone"] = bool(h["inside_zone"] or d == 0.0)
+                # the point and lumen of that distance (new-user trial 106 LOW 5: one sentence gave one
+                # point's lumen and place with another's distance): the vessel's voxel nearest the zone
+                # and the lumen of its centre voxel nearest that voxel
+                mine = np.flatnonzero(lv == inv.get(h["vessel"], -1))
+                if len(mine):
+                    at = self.grid.kji_to_ras(np.argwhere(sel)[np.flatnonzero(keep)[mine[np.argmin(dv[mine])]]] + blo)
+                    h["nearest_ras"] = np.round(at, 1).tolist()
+                    own = cl.name == h["vessel"]
+                    if own.any():
+                        c = np.flatnonzero(own)[np.argmin(np.linalg.norm(cl.ras[own] - at, axis=1))]
+                        h["nearest_diameter_mm"] = round(float(cl.diameter_mm[c]), 1)
         return near, hs
 
     def surface_with_margins(self, cov: Coverage, name: str = "AblativeMarginMm"):

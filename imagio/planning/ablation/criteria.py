@@ -87,7 +87,8 @@ def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: flo
     name under which ``healthy_ml`` holds that volume past the image, `coverage.UNIMAGED`: it is
     said as such, never as a name to correct); unlabelled: names of unlabelled tissue IMAGIO names
     itself (`coverage.AblationContext.add_region`: the mediastinum's unlabelled soft tissue),
-    counted as "unlabelled" is, never as a name to correct.
+    counted as "unlabelled" is, never as a name to correct; the structures the planner makes
+    (`problem.made_by_planner`: lung_vessels_small, ..._continuation) are known names.
     Returns {"value": mL of hollow viscera in the zones, "required": 0.0, "met": True / False /
     None, "structures": {name: mL}} with "not_verifiable" (why; each reason, "; "-joined) when
     ``met`` is None: none found but the zones reach tissue past the image ("X mL of the zone lies
@@ -104,8 +105,12 @@ def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: flo
     unnamed = float(sum(v for n, v in healthy_ml.items() if n in bare))
     # a structure the catalogue does not know in the zone may be a viscus under another name
     # (new-user trial 99 F1: "Gall bladder" 5.0 mL in a zone reported "met")
+    # the structures the planner makes itself (lung_vessels_small: trial 106 MED 1) are known: a user cannot rename them
+    from ..problem import made_by_planner
+
     unknown = {n: float(v) for n, v in healthy_ml.items()
-               if v > 0 and n not in exclude and n not in bare and not is_known(canonical_name(n))}
+               if v > 0 and n not in exclude and n not in bare and not is_known(canonical_name(n))
+               and not made_by_planner(n)}
     why = []
     if unknown:
         why.append("the zone takes in " + ", ".join(f"{n} {v:.2f} mL" for n, v in

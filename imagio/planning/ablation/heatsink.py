@@ -112,3 +112,25 @@ def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm:
                     "nearest_diameter_mm": round(float(cl.diameter_mm[i]), 1),
                     "level": level, "score": round(score, 2), "modality": modality})
     return sorted(out, key=lambda r: -r["score"])
+
+
+def heat_sink_words(h: dict) -> str:
+    """How near a heat-sink vessel (a `flag` entry) comes, each figure with its own point (new-user
+    trial 106 LOW 5: "portal_vein (8.9 mm lumen at [8.5, 18.0, 170.3]) its wall 6.3 mm from the zone"
+    where 6.3 mm was another point's, of 6.9 mm lumen): its wall's distance to the zone (or that it
+    reaches into it) at its nearest point (``nearest_ras``: the centre voxel whose wall that is, or
+    the vessel's voxel nearest the zone where the label's faces are nearer, `coverage`) with the
+    lumen there; then, where it lies elsewhere, its largest lumen near the zone (which scores the
+    level) with its place and wall distance. Entries written before the nearest point was kept
+    (no ``nearest_ras``) give the one point they hold."""
+    at = h.get("nearest_ras") or h.get("ras")
+    lumen = h.get("nearest_diameter_mm", h.get("diameter_mm"))
+    near = ("its wall reaches into the zone at" if h.get("inside_zone") else
+            f"its wall {float(h['distance_to_zone_mm']):.1f} mm from the zone nearest at")
+    out = f"{near} {list(at)} RAS mm (lumen {float(lumen):.1f} mm there)"
+    if h.get("ras") is not None and list(h["ras"]) != list(at):
+        far = h.get("largest_distance_to_zone_mm")
+        out += (f"; its largest lumen near the zone, {float(h['diameter_mm']):.1f} mm, at {list(h['ras'])} RAS mm"
+                + (f", its wall {float(far):.1f} mm from the zone" if far is not None else ""))
+    return out
+
