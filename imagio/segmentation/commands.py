@@ -33,8 +33,14 @@ def cmd_segment(args) -> int:
     ct = io.read_image(Path(args.ct), args.series)
     seg = segment(ct, structures, progress=printer(args.quiet), lungs_optional=not chosen)
     if not seg.labels:   # nothing found: say why (the segmenters' warnings), not that the map is unnamed
-        why = "; ".join(seg.meta.get("warnings", [])) or "no structure found"
-        raise InputError(f"nothing to write for --structures {','.join(structures)}: {why}")
+        # the asked structures' own notes first (a note of another structure, read only as context,
+        # is no reason; trial 106 L9)
+        notes = seg.meta.get("warnings", [])
+        asked = tuple(f"{s.strip()}:" for s in structures)
+        notes = [n for n in notes if n.startswith(asked)] + [n for n in notes if not n.startswith(asked)]
+        why = "; ".join(notes) or "no structure found"
+        raise InputError(f"nothing to write for --structures {','.join(structures)}: none of them was found in "
+                         f"this CT ({why}); give a CT whose field of view holds them")
     io.write_labels(seg, out)
     summary = {
         "output": str(out),

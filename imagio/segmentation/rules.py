@@ -270,6 +270,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             elif doubt := aw.slice_thickness_doubt(ct):   # thick overlapping sections (trial 95 F5)
                 meta["warnings"].append(f"airways: {doubt}")
     lungs = mid0 = None
+    bones_context: list[str] = []   # what the lungs' absence means for the bones (said after the bones' notes)
     if need_lungs:
         p(0.4, "lungs")
         airway = None if trachea is None else (trachea | bronchi)
@@ -286,10 +287,17 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
                 e = InputError("no lungs in view: the trachea is in view with no lung beside it, so the field of "
                                "view holds the neck or the thoracic inlet above the lung apices; segment a CT "
                                "that covers the chest for the lungs")
-            if want & {"lungs", "emphysema", "lung_vessels", "pleura"} and not lungs_optional:
-                raise e
-            meta["warnings"].append(f"lungs: {e}" + ("; the other structures are segmented"
-                                                      if lungs_optional else ""))
+            if want & {"lungs", "emphysema", "lung_vessels", "pleura"}:
+                if not lungs_optional:
+                    raise e
+                meta["warnings"].append(f"lungs: {e}; the other structures are segmented")
+            else:
+                # the lungs were looked for only for the bones (a rib is found by the lung it hugs):
+                # the note is the bones', said after their own (new-user trial 106 L9: an air corner
+                # with --structures bones was refused with a line that began "lungs: no lungs found")
+                why = str(e).split(": ", 1)[-1].split("; segment a CT")[0]
+                bones_context.append(f"bones: no lungs in view ({why}): a rib is found by the lung it hugs, "
+                                     "so ribs in view may be labelled 'bone' or left unlabelled")
         airway = None
     bone = canal = vein_lumen = vein_wall = None
     bone_info: dict = {}
@@ -476,7 +484,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             # (`bones.attach_edge`): not bone for what reads the mask below either
             bone = bone & ~(edge & ~(out["vertebrae"] | out["ribs"] | out["bone"]))
             edge = None
-        meta["warnings"] += [f"bones: {n}" for n in bone_info.pop("notes", []) + notes]
+        meta["warnings"] += [f"bones: {n}" for n in bone_info.pop("notes", []) + notes] + bones_context
         cut = bn.spine_cut_note(ct, body, spine_x) if spine and spine_x is not None else ""
         if cut:
             meta["warnings"].append(f"bones: {cut}")
