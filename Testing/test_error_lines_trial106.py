@@ -38,3 +38,36 @@ def test_bones_on_an_air_corner_are_refused_for_bones_not_lungs(tmp_path):
     assert "lungs:" not in why and "no lungs found" not in why, why      # fails on the old code
     assert why.startswith("none of them was found in this CT (bones: 1 dense object(s) on the skin"), why
     assert "bones: no lungs in view" in why and "give a CT whose field of view holds them" in why
+
+
+def test_a_wrong_task_zip_imported_as_total_names_its_own_task(tmp_path, monkeypatch, capsys):
+    """`imagio models import total wrong_task.zip` (a valid nnU-Net v2 zip of Dataset999_Tiny, the
+    shared case's generator): refused naming total's five parts but not the zip's task, while
+    total_fast and lung_nodules named both. One wording for every entry: the zip's task and the
+    catalogue's, exit 2, one line, nothing left in the cache."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    from imagio.cli import main
+
+    pytest.importorskip("torch")
+    gen = Path(__file__).resolve().parents[1].parent / "shared" / "cases" / "model_wrong_task_zip.py"
+    if not gen.exists():
+        pytest.skip(f"{gen} is not present")
+    monkeypatch.setattr(sys, "argv", [str(gen), str(tmp_path)])
+    runpy.run_path(str(gen), run_name="__main__")
+    monkeypatch.setenv("IMAGIO_MODELS_DIR", str(tmp_path / "cache"))
+    capsys.readouterr()
+    for name, theirs in (("total", "Dataset291_TotalSegmentator_part1_organs_1559subj"),
+                         ("total_fast", "Dataset297_TotalSegmentator_total_3mm_1559subj"),
+                         ("lung_nodules", "Dataset913_lung_nodules")):
+        code = main(["models", "import", name, str(tmp_path / "wrong_task.zip")])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, lines
+        assert lines[0].startswith(f"imagio: error: wrong_task.zip is not the model {name!r}: "), lines[0]
+        assert "it is task Dataset999_Tiny" in lines[0], lines[0]        # fails on the old code for total
+        assert theirs in lines[0] and "Import it under the catalogue name of its task" in lines[0]
+        assert not (tmp_path / "cache" / name).exists()

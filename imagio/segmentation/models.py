@@ -157,15 +157,15 @@ def _safe_members(zf: zipfile.ZipFile) -> list[str]:
     return names
 
 
-def _part_for_zip(name: str, e: dict, names: list[str]) -> dict:
+def _part_for_zip(e: dict, names: list[str]) -> dict | None:
+    """The catalogue part whose folder the zip's members hold (the only part of a one-part entry);
+    None for a multi-part entry none of whose part folders is in the zip: the model in it then
+    names its own task (`task_problems` with ``part`` None)."""
     parts = e.get("parts", [])
     for p in parts:
         if any(p["folder"] in n.split("/") for n in names):
             return p
-    if len(parts) == 1:
-        return parts[0]
-    raise ModelError(f"this zip holds none of the part folders of {name!r} "
-                     f"({', '.join(p['folder'] for p in parts)}); import the zip of one part at a time")
+    return parts[0] if len(parts) == 1 else None
 
 
 def install_zip(name: str, zip_path: Path, progress=None) -> Path:
@@ -183,8 +183,8 @@ def install_zip(name: str, zip_path: Path, progress=None) -> Path:
         raise ModelError(f"{zip_path} is not a zip file (truncated download?); download it again") from None
     with zf:
         names = _safe_members(zf)
-        p = _part_for_zip(name, e, names)
-        if p.get("sha256") and p["sha256"].lower() != digest:
+        p = _part_for_zip(e, names)
+        if p is not None and p.get("sha256") and p["sha256"].lower() != digest:
             raise ModelError(f"checksum mismatch for {zip_path.name}: the catalogue says SHA-256 {p['sha256']}, "
                              f"the file has {digest}; refused")
         base = models_dir() / name
@@ -196,7 +196,7 @@ def install_zip(name: str, zip_path: Path, progress=None) -> Path:
             if bad is not None:
                 raise ModelError(f"{zip_path.name} is corrupt (bad entry {bad}); download it again")
             zf.extractall(tmp)
-            src = next((c for c in tmp.rglob(p["folder"]) if c.is_dir()), None)
+            src = None if p is None else next((c for c in tmp.rglob(p["folder"]) if c.is_dir()), None)
             if src is None:
                 src = tmp  # a zip of the model folder itself
             from .engine.model_folder import find_model_folder
@@ -255,7 +255,9 @@ def task_problems(name: str, e: dict, part: dict, folder: Path) -> list[str]:
     and dataset.json may hold no class beyond the catalogue's (its ``classes`` and the
     ``other_classes`` it knows the model has and does not write);
     for TotalSegmentator 'total' parts every class must be a TotalSegmentator class name.
-    Empty when they agree. Each problem names both sides.
+    ``part`` None: a zip of a multi-part entry that holds none of its part folders; the problem
+    names the model's own task and every part's (new-user trial 106 L9: 'total' named its five
+    parts, not the zip's task). Empty when they agree. Each problem names both sides.
     """
     from .. import anatomy
 
@@ -263,6 +265,11 @@ def task_problems(name: str, e: dict, part: dict, folder: Path) -> list[str]:
     problems = []
     if [c.strip().upper() for c in channels] != ["CT"]:
         problems.append(f"its input channels are {channels or 'not given'}, the catalogue model takes one CT channel")
+    if part is None:
+        folders = [q["folder"] for q in e.get("parts", [])]
+        problems.append(f"it is task {ds_name}, the catalogue's {name!r} is {len(folders)} part models, tasks "
+                        f"{', '.join(folders)}, each imported from its own zip")
+        part = {"folder": f"its {len(folders)} parts"}
     tid = part.get("task_id")
     if tid is not None and ds_name[:7] == "Dataset" and ds_name[7:10].isdigit() and int(ds_name[7:10]) != int(tid):
         problems.append(f"it is task {ds_name}, the catalogue's {name!r} is task {part.get('folder')}")
