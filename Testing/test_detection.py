@@ -1330,3 +1330,31 @@ def test_mass_channel_tells_a_great_vessel_tube_from_a_mass_at_the_pleura(shape_
     dense = strip | obj
     s_axis = anatomical_axes(vol)["S"][0]
     assert _continues_as_tube(dense, centre_kji, 15.0, vol.spacing_kji, s_axis) is is_tube
+
+
+def test_a_ball_said_not_to_be_a_candidate_is_not_one_a_final_candidate_covers():
+    """New-user trial 106 L8: on an oblique Lung_Dx re-grid the scan's warnings said "a solid 48 mm
+    ball at [-43.9, -199.2, -206.2] ... is not a candidate" beside the 48.0 mm mass candidate at
+    [-46.7, -200.2, -206.2], 3 mm away. The note is checked against the final candidates, in world
+    mm: dropped when a candidate's centre lies within the ball's radius or the ball's centre within
+    the candidate's; kept otherwise; other notes stay."""
+    from imagio.detection.blobs import BallNote, uncovered_notes
+
+    ball = BallNote("a solid 48 mm ball at RAS [-43.9, -199.2, -206.2] ... it is not a candidate",
+                    center_ras=[-43.9, -199.2, -206.2], radius_mm=24.0)
+    other = "a solid 38 mm ball at RAS [-51.6, -195.7, -207.2] ... kept as a mass candidate"
+
+    def cand(c, dmm):
+        return Candidate(center_ras=np.asarray(c, float), diameter_mm=dmm, volume_ml=0.0, type="solid",
+                         probability=1.0)
+
+    mass = cand([-46.7, -200.2, -206.2], 48.0)
+    far = cand([60.0, -100.0, -150.0], 8.0)
+    assert uncovered_notes([ball, other], [mass, far]) == [other]   # old code: the ball's note stayed
+    assert uncovered_notes([ball, other], [far]) == [ball, other]    # no candidate near it: said
+    # a small candidate 20 mm from the ball's centre, inside its 24 mm radius: covered
+    assert uncovered_notes([ball], [cand([-43.9, -179.2, -206.2], 6.0)]) == []
+    # a large candidate whose radius (30 mm) reaches the ball's centre 28 mm away: covered
+    assert uncovered_notes([ball], [cand([-43.9, -199.2, -178.2], 60.0)]) == []
+    # 30 mm away from a 20 mm candidate: neither reaches the other
+    assert uncovered_notes([ball], [cand([-43.9, -169.2, -206.2], 20.0)]) == [ball]

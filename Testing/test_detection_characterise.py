@@ -1302,3 +1302,47 @@ def test_a_not_assessable_candidate_beside_a_measured_category_3_leaves_the_scan
     bone = nod(6, 10.1, 0.01, "calcified", unsure="the outline was clipped to the detected blob's sphere")
     main, low = split_by_score([nod(1, 7.0, 0.9), bone])
     assert highest_lung_rads(main, low) == "3"
+
+
+def test_the_axial_short_axis_is_given_and_the_mean_diameter_is_the_mean_of_the_axial_axes(tmp_path):
+    """New-user trial 106 L6: candidates.json and the tables gave the axial long axis and the 3-D
+    short axis (56.83 mm on the oblique Lung_Dx mass, whose axial axes the tilt warning gave as
+    57.1 x 47.3), so the Lung-RADS mean diameter (52.2) could not be rebuilt. An analytic
+    ellipsoid (semi-axes 12 mm along R, 6 along A, 10 along S: axial axes 24 x 12 mm, mean 18; 3-D
+    short axis 20) in lung on a grid tilted 20 deg with 0.9 x 1.1 x 2 mm voxels: the nodule's
+    ``axial_short_axis_mm`` is the axial one (not the 3-D one), the mean diameter is the mean of the
+    two axial axes, the tilt warning gives the same axes, and nodules.csv and the report's size
+    cell carry them."""
+    from conftest import block_in_air, ellipsoid_share, rotation
+
+    from imagio.detection.outputs import write_nodule_csv
+    from imagio.detection.report import nodule_rows
+
+    ref, xyz, body = block_in_air((0.9, 1.1, 2.0), (80, 70, 30), rotation((1.0, 0.2, 0.0), 20.0), (34, 36, 28))
+    x, y, z = xyz
+    lung = (np.abs(x) < 28) & (np.abs(y) < 30) & (np.abs(z) < 22)
+    base = np.where(lung, -850.0, np.where(body, 30.0, -1000.0))
+    share = ellipsoid_share(ref, xyz, (0.0, 0.0, 0.0), (12.0, 6.0, 10.0))
+    a = base + share * (20.0 - base) + np.random.default_rng(7).normal(0, 10, ref.shape)
+    ct = ref.with_array(a.astype(np.int16))
+    cand = Candidate(center_ras=np.zeros(3), diameter_mm=20.0, volume_ml=0.0, type="unknown", probability=0.9)
+    nods, _, _ = characterise_candidates(ct, [cand], lung, patient={"age": 64, "sex": "male"})
+    d = nods[0]
+    assert d["segmented"], d["warnings"]
+    assert d["axial_long_axis_mm"] == pytest.approx(24.0, abs=1.2), d
+    assert d["axial_short_axis_mm"] == pytest.approx(12.0, abs=1.2), d   # old code: KeyError
+    assert d["short_axis_mm"] == pytest.approx(20.0, abs=2.0), d   # the 3-D one stays what it is
+    # the Lung-RADS mean diameter is the mean of the two axial axes (to 0.1 mm; the axes are given to 0.01)
+    assert abs(d["mean_diameter_mm"] - 0.5 * (d["axial_long_axis_mm"] + d["axial_short_axis_mm"])) <= 0.0551, d
+    assert d["mean_diameter_mm"] == pytest.approx(18.0, abs=1.2)
+    # the tilt warning's axial axes are these
+    note = next(w for w in d["warnings"] if "RECIST/Lung-RADS axial axes" in w)
+    got = [float(v) for v in re.search(r"axial axes ([\d.]+) x ([\d.]+) mm", note).groups()]
+    assert got == pytest.approx([d["axial_long_axis_mm"], d["axial_short_axis_mm"]], abs=0.051), (note, d)
+    write_nodule_csv(tmp_path / "n.csv", "s1", nods)
+    with open(tmp_path / "n.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["axial_short_axis_mm"]) == d["axial_short_axis_mm"]
+    assert float(row["axial_long_axis_mm"]) == d["axial_long_axis_mm"]
+    cell = nodule_rows(nods)[0][2]
+    assert f"({d['axial_long_axis_mm']:.1f} x {d['axial_short_axis_mm']:.1f})" in cell, cell

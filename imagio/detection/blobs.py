@@ -529,7 +529,10 @@ def detect_blobs(ct: Volume, lung_mask=None, progress=None, work_spacing_mm: flo
     if pool is None:
         p(1.0, "detect: no candidate")
         return []
-    return _candidates_from_pool(ct, pool, p)
+    cands = _candidates_from_pool(ct, pool, p)
+    if notes is not None:   # a ball said not to be a candidate is not one a final candidate covers (trial 106 L8)
+        notes[:] = uncovered_notes(notes, cands)
+    return cands
 
 
 def _canonical_ct_and_mask(ct: Volume, lung_mask):
@@ -1604,11 +1607,38 @@ def _undecided_balls(sub: Volume, sides, best, best_r, dense, ck, f, t: float, s
         ras = [round(float(x), 1) for x in sub.kji_to_world(kji[None].astype(float))[0]]
         head = (f"a solid {2 * r:.0f} mm ball at RAS {ras} is centred at the pleura: {v:.2f} of the shell around it "
                 f"is lung, under the mass channel's one half by less than its {ck.max():g} mm sampling grid can hide")
-        notes.append(head + (": its tissue runs on along S past twice its radius as a great vessel's does (or the "
-                             "chest wall's): it is not a candidate; read it on the images" if tube else
-                             ": its tissue ends along S within twice its radius, as a mass's does, not a vessel's: "
-                             "kept as a mass candidate; confirm it on the images"))
+        if tube:   # said unless a final candidate covers it (`uncovered_notes`)
+            notes.append(BallNote(head + ": its tissue runs on along S past twice its radius as a great vessel's does "
+                                  "(or the chest wall's): it is not a candidate; read it on the images",
+                                  center_ras=sub.kji_to_world(kji[None].astype(float))[0], radius_mm=r))
+        else:
+            notes.append(head + ": its tissue ends along S within twice its radius, as a mass's does, not a vessel's: "
+                         "kept as a mass candidate; confirm it on the images")
     return out
+
+
+class BallNote(str):
+    """A note that a solid mass-sized ball is not a candidate (`_undecided_balls`), with the ball's
+    centre (RAS mm) and radius (mm), so that it can be checked against the final candidates."""
+
+    def __new__(cls, text: str, center_ras, radius_mm: float):
+        o = super().__new__(cls, text)
+        o.center_ras, o.radius_mm = np.asarray(center_ras, float), float(radius_mm)
+        return o
+
+
+def uncovered_notes(notes: list, cands) -> list:
+    """``notes`` without the balls said not to be candidates (`BallNote`) that a final candidate covers:
+    the ball's centre lies within the candidate's radius (half its ``diameter_mm``) of its centre, or the
+    candidate's centre within the ball's radius, in world mm. New-user trial 106 L8: on an oblique Lung_Dx
+    re-grid "a solid 48 mm ball at [-43.9, -199.2, -206.2] ... is not a candidate" stood beside the 48.0 mm
+    mass candidate at [-46.7, -200.2, -206.2], 3 mm away (the mass channel had kept the same mass as a
+    near-limit 38 mm ball and merged it)."""
+    def covered(n) -> bool:
+        return any(float(np.linalg.norm(np.asarray(c.center_ras, float) - n.center_ras))
+                   <= max(0.5 * float(c.diameter_mm), n.radius_mm) for c in cands)
+
+    return [str(n) for n in notes if not (isinstance(n, BallNote) and covered(n))]
 
 
 def _continues_as_tube(dense: np.ndarray, kji, radius_mm: float, spacing_kji, s_axis: int) -> bool:

@@ -779,7 +779,12 @@ def characterise_candidates(ct: Volume, cands: list[Candidate], lungs: np.ndarra
                  # volume within it of a Lung-RADS volumetric cut is at the cut (stratification.lungrads.with_volume)
                  volume_border_range_ml=[round(float(v), 4) for v in meas.volume_border_range_ml]
                  if meas.volume_border_range_ml and thick_sections else None,
-                 axial_long_axis_mm=round(meas.axial_long_axis_mm, 2),   # Brock's and Mayo's size
+                 # RECIST 1.1's axial long and short axes, on the patient's axial planes (`measurements.measure`):
+                 # the long one is Brock's and Mayo's size, mean_diameter_mm (Lung-RADS) is their mean to 0.1 mm,
+                 # halves up (new-user trial 106 L6: only the 3-D short axis was given, 56.83 mm against an axial
+                 # 47.3 mm on the oblique Lung_Dx mass, and the mean diameter could not be rebuilt)
+                 axial_long_axis_mm=round(meas.axial_long_axis_mm, 2),
+                 axial_short_axis_mm=round(meas.axial_short_axis_mm, 2),
                  short_axis_mm=round(meas.short_axis_mm, 2), mean_diameter_mm=meas.mean_diameter_mm,
                  solid_component_mm=round(solid_mm, 2), mean_hu=round(meas.mean_hu, 1),
                  smallest_measurable_mm=round(smallest_measurable_mm(in_plane_mm), 2),

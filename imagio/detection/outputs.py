@@ -22,7 +22,10 @@ from .pipeline import CSV_FIELDS   # LUNA16's columns (candidates.csv)
 # detector_scale_mm: the detector's own size estimate (blob scale, concavity piece), not a measurement; the nodule's
 # size is mean_diameter_mm (Lung-RADS) and long_axis_mm (new-user trial 26: a column named
 # "diameter_mm", LUNA16's name for the size, held the 19 mm scale of a 25 mm nodule); axial_long_axis_mm
-# is the size Brock and Mayo read (the longest diameter on an axial section: van Riel 2017).
+# is the size Brock and Mayo read (the longest diameter on an axial section: van Riel 2017) and
+# axial_short_axis_mm RECIST 1.1's short axis (the longest diameter perpendicular to it in the same axial
+# section): mean_diameter_mm = (axial_long_axis_mm + axial_short_axis_mm) / 2 to 0.1 mm, halves up
+# (`segmentation.measurements.measure`, from the unrounded axes; new-user trial 106 L6).
 # Column order: LUNA16's five first, then the nodule's own columns, then the row's place in the report
 # (``table``) and last the scan's facts repeated on every row (SCAN_FIELDS; issue 17 trial L4: the scan's
 # emphysema sat between Lung-RADS and Brock). emphysema: the scan's emphysema as Brock read it (given, or
@@ -31,7 +34,8 @@ from .pipeline import CSV_FIELDS   # LUNA16's columns (candidates.csv)
 # reader's warnings, " | " between them), the same on every row (new-user trial 102 F2: only stderr had them)
 SCAN_FIELDS = ("emphysema", "input_warnings")
 NODULE_FIELDS = CSV_FIELDS + (
-    "id", "type", "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "axial_long_axis_mm", "volume_ml",
+    "id", "type", "detector_scale_mm", "mean_diameter_mm", "long_axis_mm", "axial_long_axis_mm", "axial_short_axis_mm",
+    "volume_ml",
     "solid_component_mm", "side", "lobe", "distance_to_pleura_mm", "juxta_pleural", "juxta_vascular",
     "lung_rads", "lung_rads_note", "brock_low", "brock_high", "mayo_low", "mayo_high", "refused", "warnings", "table") + SCAN_FIELDS
 
@@ -93,7 +97,8 @@ def nodule_rows(sid: str, nodules: list[dict], input_warnings=()) -> list[list]:
         refused = "; ".join(f"{m}: {v['refused']}" for m, v in s.items() if "refused" in v)
         rows.append([sid, *(f"{v:.2f}" for v in lps), f"{c['probability']:.4f}", d["id"], d["type"],
                      f"{c['diameter_mm']:.1f}", d.get("mean_diameter_mm", ""),
-                     d.get("long_axis_mm", ""), d.get("axial_long_axis_mm", ""), d.get("volume_ml", ""), d.get("solid_component_mm", ""),
+                     d.get("long_axis_mm", ""), d.get("axial_long_axis_mm", ""), d.get("axial_short_axis_mm", ""),
+                     d.get("volume_ml", ""), d.get("solid_component_mm", ""),
                      d.get("side", ""), d.get("lobe") or d.get("lobe_note") or "", d.get("distance_to_pleura_mm", ""),
                      d.get("juxta_pleural", ""), d.get("juxta_vascular", ""),
                      shown_category(s.get("lung_rads", {})), lung_rads_note(s.get("lung_rads", {})),

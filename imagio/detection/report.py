@@ -158,7 +158,7 @@ def nodule_rows(nodules: list[dict]) -> list[list]:
         ident = d["id"] if not d.get("also_found_as") else \
             f"{d['id']} (also #{', #'.join(str(k) for k in d['also_found_as'])})"
         rows.append([ident, typ,
-                     "-" if size is None else f"{size:.1f} / {d.get('long_axis_mm', 0):.1f}",
+                     "-" if size is None else _size_text(d),
                      "-" if d.get("volume_ml") is None else f"{1000 * d['volume_ml']:.0f}",
                      loc, _category_text(lr),
                      _brock_text(s),
@@ -167,7 +167,16 @@ def nodule_rows(nodules: list[dict]) -> list[list]:
     return rows
 
 
-HEAD = ["#", "type", "size mm (Lung-RADS mean / long axis)", "volume mm3", "location",
+def _size_text(d: dict) -> str:
+    """The size cell: the Lung-RADS mean diameter, the RECIST axial long x short axes it is the mean of,
+    and the 3-D long axis ("52.2 (57.1 x 47.3) / 59.6"; new-user trial 106 L6: the axial short axis was
+    in no output, and the mean could not be rebuilt from them)."""
+    ax = (f" ({d['axial_long_axis_mm']:.1f} x {d['axial_short_axis_mm']:.1f})"
+          if d.get("axial_long_axis_mm") is not None and d.get("axial_short_axis_mm") is not None else "")
+    return f"{d['mean_diameter_mm']:.1f}{ax} / {d.get('long_axis_mm') or 0:.1f}"
+
+
+HEAD = ["#", "type", "size mm (Lung-RADS mean (axial long x short) / 3-D long axis)", "volume mm3", "location",
         "Lung-RADS", "Brock", "centre RAS mm", "detector score"]
 
 
