@@ -38,7 +38,7 @@ class LesionReport:
     short_axis_mm: float
     axial_long_axis_mm: float
     axial_short_axis_mm: float
-    mean_diameter_mm: float  # (axial long + short) / 2, as Lung-RADS uses
+    mean_diameter_mm: float  # Lung-RADS: (axial long + short) / 2 to 0.1 mm (`measurements.measure`, its one rounding)
     mean_hu: float
     p10_hu: float
     p90_hu: float
@@ -147,7 +147,7 @@ def characterise(ct: Volume, labels: Volume, lesion: str, solid_hu: float = SOLI
         surface = float(boundary_distance_mm(inside, ct.spacing_kji)[sub_mask].min())
     return LesionReport(
         lesion, m.volume_ml, m.long_axis_mm, m.short_axis_mm, m.axial_long_axis_mm,
-        m.axial_short_axis_mm, 0.5 * (m.axial_long_axis_mm + m.axial_short_axis_mm), float(hu.mean()),
+        m.axial_short_axis_mm, m.mean_diameter_mm, float(hu.mean()),
         float(np.percentile(hu, 10)), float(np.percentile(hu, 90)), ntype, float(solid_mm), organ,
         surface, m.centroid_ras)
 
