@@ -166,3 +166,35 @@ def test_ablation_clearances_are_judged_for_the_probes_own_shaft(phantom_files, 
         assert doc["needle"]["diameter_mm"] == pytest.approx(diameter, abs=1e-3)
         for p in doc["proposals"]:
             assert p["required_mm"] == pytest.approx(diameter / 2 + doc["needle"]["uncertainty_mm"], abs=1e-3)
+
+
+def test_a_wide_vessel_beside_the_zone_is_scored_on_its_own_lumen(phantom_files, tmp_path):
+    """New-user trial 107 F6 (HIGH): on the 3 mm phantom, liver_tumor_2 at emprint 100W_5min, the
+    best proposal scored the IVC "low (3.0 mm lumen)", its wall about 4 mm from the zone: only
+    vessel centre voxels within the zone + 10 mm search box reached the heat-sink flag, and the
+    IVC's centre line (half its 24 mm lumen inside the wall) lay outside it, so a one-voxel spur
+    at its edge stood for the vessel. Independent check: the IVC's own widest lumen in the label
+    map (twice its largest distance to its border, scipy's EDT on the label map's grid). Every
+    proposal whose zone lies within the search of the IVC scores it on at least half that lumen
+    (the skeleton's lumen near the zone may narrow; never a 3 mm spur), and as high for microwave.
+    Old code: proposals 1, 4 and 5 scored 3.0 mm, 'low'."""
+    import json
+
+    from scipy import ndimage
+
+    from imagio import io
+
+    out = tmp_path / "plan"
+    rc = main(["plan", str(phantom_files / "ct.nii.gz"), "--labels", str(phantom_files / "labels.seg.nrrd"),
+               "--target", "liver_tumor_2", "--device", "emprint", "--setting", "100W_5min", "--out", str(out),
+               "--no-png", "--no-scene"])
+    assert rc == 0
+    lab = io.read_labels(phantom_files / "labels.seg.nrrd")
+    v = {n: k for k, n in lab.labels.items()}["inferior_vena_cava"]
+    widest = 2.0 * float(ndimage.distance_transform_edt(lab.array == v, sampling=lab.spacing_kji).max())
+    plan = json.loads((out / "plan.json").read_text())
+    ivc = [h for z in plan["ablation"]["single_probe"] for h in z["coverage"]["heat_sink"]
+           if h["vessel"] == "inferior_vena_cava"]
+    assert ivc, "no proposal's zone within the search of the IVC: the test no longer tests the case"
+    for h in ivc:
+        assert h["diameter_mm"] >= 0.5 * widest and h["level"] == "high", (h, widest)

@@ -363,10 +363,14 @@ class AblationContext:
         t3 = time.perf_counter()
         near, hs = {}, []
         if details:
-            # signed distance of the zone in a box holding the tumour + cap and the zone + search
+            # signed distance of the zone in a box holding the tumour + cap and the zone + search, and the
+            # centre voxels of any vessel whose wall lies within the search: a centre voxel lies half its
+            # lumen inside the wall (new-user trial 107 F6: a 24 mm IVC, wall 4 mm from the zone, centre
+            # line 16 mm away, outside a zone + 10 mm box: only a 3 mm spur at its edge was scored, "low")
             sp = g.spacing_kji
             pc = np.ceil(self.cap_mm / sp).astype(int) + 1
-            ps = np.ceil(self.search_mm / sp).astype(int) + 1
+            lumen = float(np.max(self.centrelines.diameter_mm)) if len(self.centrelines) else 0.0
+            ps = np.ceil((self.search_mm + 0.5 * lumen) / sp).astype(int) + 1
             blo = np.maximum(np.minimum(self.tumour_box[0] - pc, zlo - ps), 0)
             bhi = np.minimum(np.maximum(self.tumour_box[1] + pc, zhi + ps), g.shape)
             bs = tuple(slice(a, b) for a, b in zip(blo, bhi))
