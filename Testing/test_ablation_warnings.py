@@ -292,6 +292,12 @@ def test_a_zone_near_the_lung_base_warns_of_the_diaphragm_it_cannot_name():
     # a named diaphragm is warned by its own name once, not twice
     cov_d = dict(cov, structures_near_mm={"lung_lower_lobe_right": 0.5, "diaphragm": 0.2})
     assert sum("diaphragm" in w for w in zone_doubts("ablation", cov_d, "move", "liver_tumor_1", "liver")) == 1
+    # new-user trial 107 F1: a labelled diaphragm the zone takes in (so not among the structures near it)
+    # is not told "no diaphragm label"; the lung beyond it is not said for it
+    cov_in = dict(cov, structures_near_mm={"lung_lower_lobe_right": 0.5},
+                  healthy_ml={**cov.get("healthy_ml", {}), "diaphragm": 0.05})
+    said = zone_doubts("ablation", cov_in, "move", "liver_tumor_1", "liver")
+    assert not any("no diaphragm label" in w for w in said) and any("diaphragm" in w for w in said), said
 
 
 def test_a_lung_tumour_of_unknown_host_is_no_diaphragm_warning(phantom_files, tmp_path, capsys):

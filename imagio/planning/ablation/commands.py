@@ -516,7 +516,10 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
         lung = {n: d for n, d in (cov.get("structures_near_mm") or {}).items()
                 if n in AERATED_LUNG and d <= float(near_spec["value"])}
         lung.update({n: 0.0 for n in hit if n in AERATED_LUNG})
-        if lung and "diaphragm" not in close:
+        # a diaphragm label lies between the zone and the lung: nearer than the lung, so in the structures
+        # near the zone or taken in (said there); new-user trial 107 F1: "(no diaphragm label)" beside
+        # "the zone takes in diaphragm 0.05 mL" when the map had one
+        if lung and "diaphragm" not in (cov.get("structures_near_mm") or {}) and "diaphragm" not in hit:
             names = ", ".join(f"{n} {d:.1f} mm" for n, d in sorted(lung.items(), key=lambda kv: kv[1]))
             out.append(f"{what}: the zone lies within {float(near_spec['value']):g} mm of the lung ({names}): the "
                        "diaphragm and the pleura lie between them (no diaphragm label): thermal injury of the "
