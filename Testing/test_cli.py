@@ -175,7 +175,7 @@ def test_every_option_the_messages_name_exists():
     outside = {"--no-deps", "--ml"}   # pip's (an install hint), TotalSegmentator's --ml output
     bad = []
     for f in Path(imagio.__file__).parent.rglob("*.py"):
-        for n, line in enumerate(f.read_text().splitlines(), 1):
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
             if "add_argument" in line or "add_point_argument" in line:
                 continue
             bad += [f"{f.name}:{n} {m}" for m in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", line)

@@ -17,7 +17,7 @@ def test_every_vtk_class_the_package_names_is_there():
 
     used = set()
     for p in (ROOT / "imagio").rglob("*.py"):
-        used |= set(re.findall(r"\bvtk\.(vtk\w+)", p.read_text()))
+        used |= set(re.findall(r"\bvtk\.(vtk\w+)", p.read_text(encoding="utf-8")))
     assert used, "no vtk.<class> found in the package"
     assert sorted(n for n in used if not hasattr(vtk, n)) == []
 
