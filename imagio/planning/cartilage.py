@@ -307,7 +307,7 @@ def segmenter_body(problem) -> np.ndarray:
 
 
 def rule_inputs(problem, memo: dict | None = None) -> tuple[np.ndarray, float, str | None]:
-    """(the segmenter's body (`segmenter_body`), the level HU and why density cannot tell cartilage
+    """(the segmenter's body (`segmenter_body`, as a `skin.PackedMask`), the level HU and why density cannot tell cartilage
     on this CT or None: `bones.cartilage_level`, the segmenter's own, on ``problem``'s CT and that
     body). Kept under
     ``"cartilage_rule"`` in ``memo`` (the caller's dict over one pass of proposals), and for each
@@ -321,8 +321,12 @@ def rule_inputs(problem, memo: dict | None = None) -> tuple[np.ndarray, float, s
     dig = _digest(problem.labels)
     ref, ct_ref, was, out = _RULES.get(id(problem), (None, None, None, None))
     if ref is None or ref() is not problem or ct_ref() is not problem.ct or was != dig:
+        from .skin import PackedMask
+
         body = segmenter_body(problem)
-        out = (body, *cartilage_level(problem.ct, body))
+        # kept one bit per voxel while the problem lives (a bool whole-CT mask is ~75 MB on a 1 mm
+        # chest CT; `rule_cartilage` reads boxes of it, which `PackedMask` unpacks plane by plane)
+        out = (PackedMask(body), *cartilage_level(problem.ct, body))
         _RULES[id(problem)] = (weakref.ref(problem, lambda _r, k=id(problem): _RULES.pop(k, None)),
                                weakref.ref(problem.ct), dig, out)
     if memo is not None:
