@@ -24,8 +24,8 @@ from .pipeline import CSV_FIELDS   # LUNA16's columns (candidates.csv)
 # "diameter_mm", LUNA16's name for the size, held the 19 mm scale of a 25 mm nodule); axial_long_axis_mm
 # is the size Brock and Mayo read (the longest diameter on an axial section: van Riel 2017) and
 # axial_short_axis_mm RECIST 1.1's short axis (the longest diameter perpendicular to it in the same axial
-# section): mean_diameter_mm = (axial_long_axis_mm + axial_short_axis_mm) / 2 to 0.1 mm, halves up
-# (`segmentation.measurements.measure`, from the unrounded axes; new-user trial 106 L6).
+# section): mean_diameter_mm = (axial_long_axis_mm + axial_short_axis_mm) / 2, each axis to 0.1 mm, the mean
+# to 0.1 mm, halves up (`segmentation.measurements.lung_rads_mean_mm`; new-user trials 106 L6, 107 F5).
 # Column order: LUNA16's five first, then the nodule's own columns, then the row's place in the report
 # (``table``) and last the scan's facts repeated on every row (SCAN_FIELDS; issue 17 trial L4: the scan's
 # emphysema sat between Lung-RADS and Brock). emphysema: the scan's emphysema as Brock read it (given, or

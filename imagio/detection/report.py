@@ -171,7 +171,9 @@ def _size_text(d: dict) -> str:
     """The size cell: the Lung-RADS mean diameter, the RECIST axial long x short axes it is the mean of,
     and the 3-D long axis ("52.2 (57.1 x 47.3) / 59.6"; new-user trial 106 L6: the axial short axis was
     in no output, and the mean could not be rebuilt from them)."""
-    ax = (f" ({d['axial_long_axis_mm']:.1f} x {d['axial_short_axis_mm']:.1f})"
+    from ..stratification.lungrads import rounded_mm
+
+    ax = (f" ({rounded_mm(d['axial_long_axis_mm']):.1f} x {rounded_mm(d['axial_short_axis_mm']):.1f})"
           if d.get("axial_long_axis_mm") is not None and d.get("axial_short_axis_mm") is not None else "")
     return f"{d['mean_diameter_mm']:.1f}{ax} / {d.get('long_axis_mm') or 0:.1f}"
 
