@@ -124,6 +124,7 @@ from ..segmentation.common import (anatomical_axes, as_progress, bbox_slices, ch
 from ..volume import Volume, make_ijk_to_ras
 from . import Candidate, constants
 from .exclusions import cut_by_face, exclusion_reason, fat_share, skeleton_share
+from .ball import ball_box
 from .ranking import FEATURES, ranking_probability, region_features
 
 SOLID_CONTRAST_HU = 850.0  # soft tissue (~0 HU) against parenchyma (~ -850 HU), Hoffman 2006
@@ -968,7 +969,7 @@ def localise_peaks(sub: Volume, peaks: np.ndarray, diam: np.ndarray, sigma0_mm: 
     ok = allowed[box]
     out = peaks.copy()
     for n, (pk, rr) in enumerate(zip(peaks - lo, reach)):
-        b, dist = _around(sm.shape, pk, rr, sk)
+        b, dist = ball_box(sm.shape, pk, rr, sk)
         v = np.where((dist <= rr) & ok[b], sm[b], -np.inf)
         j = np.unravel_index(int(np.argmax(v)), v.shape)
         if np.isfinite(v[j]) and v[j] > sm[tuple(pk)]:
@@ -1221,7 +1222,7 @@ def calibre_exit_scores(a: np.ndarray, lungs: np.ndarray, peaks: np.ndarray, dia
     for i in np.flatnonzero(keep & (diam <= d_max + 1e-6)):
         r = float(diam[i]) / 2.0
         centre_hu, _ = _ball_hu(a, peaks[i], r, sk, solid_min)
-        box, dist = _around(a.shape, peaks[i], r + 2.0 * gap, sk)
+        box, dist = ball_box(a.shape, peaks[i], r + 2.0 * gap, sk)
         img = (without_resolved_solid(a, box, sk, parenchyma, solid_min, float(sigma0_mm))
                if subsolid else a[box])
         shell = (dist > r + gap) & (dist <= r + 2.0 * gap)
@@ -1542,7 +1543,7 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
     out = []
     for q, v, r, b in zip(pk[keep], val[keep], rad[keep], best_b[tuple(pk[keep].T)]):
         kji = np.minimum(q * f + f // 2, np.array(a.shape) - 1)
-        box, dist = _around(a.shape, kji, r, sk)
+        box, dist = ball_box(a.shape, kji, r, sk)
         med = float(np.median(a[box][(dist <= r) & dense[box]]))
         if med >= c["type_hu"]["calcified_min"]:  # bone (a vertebral body, the sternum), not a mass
             continue
@@ -1558,7 +1559,7 @@ def mass_candidates(sub: Volume, sides: tuple[np.ndarray, np.ndarray], airway: n
         # min_blobness), opened as the one-click tool opens a lesion (a ball of OPEN_FRACTION of
         # its inscribed radius, lesion.json): vessels and bridges narrower than that are cut, so
         # a nodule on a vessel beside the mass stays a candidate of its own
-        box, dist = _around(a.shape, kji, 2.0 * r, sk)
+        box, dist = ball_box(a.shape, kji, 2.0 * r, sk)
         # (solid tissue wherever it lies: the HU-rule lungs hold the parts of a mass they enclose)
         solid_here = open_mm(solid_any[box] & (dist <= 2.0 * r), OPEN_FRACTION * r, sk)
         lab_m, _ = ndimage.label(solid_here, structure=np.ones((3, 3, 3), bool))
@@ -1592,7 +1593,7 @@ def _undecided_balls(sub: Volume, sides, best, best_r, dense, ck, f, t: float, s
     for q in pk:
         r, v = float(best_r[tuple(q)]), float(best[tuple(q)])
         kji = np.minimum(q * f + f // 2, np.array(a.shape) - 1)
-        box, dist = _around(a.shape, kji, r, sk)
+        box, dist = ball_box(a.shape, kji, r, sk)
         inside = (dist <= r) & dense[box]
         if not inside.any() or float(np.median(a[box][inside])) >= c["type_hu"]["calcified_min"]:
             continue
@@ -1841,16 +1842,6 @@ def _merge_inside(centres: np.ndarray, radii: np.ndarray, strength: np.ndarray) 
     return keep
 
 
-def _around(shape, kji, radius_mm: float, spacing_kji):
-    """(box slices, distance in mm of each box voxel to ``kji``) for a ball of ``radius_mm``."""
-    sk = np.asarray(spacing_kji, float)
-    r = np.ceil(radius_mm / sk).astype(int)
-    lo = np.maximum(np.asarray(kji) - r, 0)
-    hi = np.minimum(np.asarray(kji) + r + 1, shape)
-    g = np.ogrid[tuple(slice(int(a - k), int(b - k)) for a, b, k in zip(lo, hi, kji))]
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), np.sqrt(sum((gi * s) ** 2 for gi, s in zip(g, sk)))
-
-
 def _category3_solid_mm() -> float:
     """Smallest mean diameter (mm) of a Lung-RADS v2022 category-3 solid nodule at baseline (6 mm,
     ``imagio/data/lungrads_v2022.json``): the lower limit of the first solid band above category 2."""
@@ -1883,14 +1874,14 @@ def _lung_shell_fraction(lungs: np.ndarray, kji, radius_mm: float, spacing_kji) 
     """Fraction of the shell radius..radius + max(2 mm, radius / 2) around ``kji`` that is lung
     (1 inside the lung, ~0.5 against a flat pleura, ~0 inside the mediastinum or a bone)."""
     outer = shell_outer_mm(radius_mm)
-    box, d = _around(lungs.shape, kji, outer, spacing_kji)
+    box, d = ball_box(lungs.shape, kji, outer, spacing_kji)
     ring = lungs[box][(d > radius_mm) & (d <= outer)]
     return float(ring.mean()) if ring.size else 0.0
 
 
 def _ball_hu(a: np.ndarray, kji, radius_mm: float, spacing_kji, solid_min: float):
     """(median HU within half the radius, fraction of the sphere >= ``solid_min``)."""
-    box, d = _around(a.shape, kji, radius_mm, spacing_kji)
+    box, d = ball_box(a.shape, kji, radius_mm, spacing_kji)
     v = a[box].astype(np.float32)
     inner = v[d <= max(radius_mm / 2.0, 0.5 * float(np.min(spacing_kji)))]
     return float(np.median(inner)), float(np.mean(v[d <= radius_mm] >= solid_min))

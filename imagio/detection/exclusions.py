@@ -43,14 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import constants
-
-
-def _ball(shape, kji, radius_mm: float, spacing_kji):
-    """(box slices, distance in mm of each box voxel to ``kji``): the detector's own
-    :func:`imagio.detection.blobs._around` (imported here: blobs imports this module)."""
-    from .blobs import _around
-
-    return _around(shape, kji, radius_mm, spacing_kji)
+from .ball import ball_box
 
 
 def voxel_reach(shape, kji, radius_mm: float, spacing_kji):
@@ -67,7 +60,7 @@ def voxel_reach(shape, kji, radius_mm: float, spacing_kji):
     of 300-450 HU in its face neighbours 1.5 mm away). Distances between voxel centres would put
     that bone a half voxel further than it lies."""
     sk = np.asarray(spacing_kji, float)
-    box, _ = _ball(shape, kji, float(radius_mm) + 0.5 * float(np.linalg.norm(sk)), sk)
+    box, _ = ball_box(shape, kji, float(radius_mm) + 0.5 * float(np.linalg.norm(sk)), sk)
     off = np.ogrid[tuple(slice(b.start - int(k), b.stop - int(k)) for b, k in zip(box, kji))]
     gap = [np.maximum(np.abs(o) * s - 0.5 * s, 0.0) for o, s in zip(off, sk)]
     return box, np.sqrt(sum(g ** 2 for g in gap))
@@ -125,7 +118,7 @@ def fat_share(a: np.ndarray, kji, diam_mm: float, spacing_kji) -> float:
     from ..limits import FAT_MAX_HU, FAT_MIN_HU
 
     rc = core_radius_mm(diam_mm, spacing_kji)
-    box, d = _ball(a.shape, kji, rc, spacing_kji)
+    box, d = ball_box(a.shape, kji, rc, spacing_kji)
     v = a[box][d <= rc]
     return float(np.mean((v >= FAT_MIN_HU) & (v <= FAT_MAX_HU)))
 

@@ -52,17 +52,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import constants
-
-
-def _around(shape, kji, radius_mm: float, spacing_kji):
-    """(box slices, offsets (3, ...) in mm of each box voxel from ``kji``, distance in mm)."""
-    sk = np.asarray(spacing_kji, float)
-    r = np.ceil(radius_mm / sk).astype(int)
-    lo = np.maximum(np.asarray(kji) - r, 0)
-    hi = np.minimum(np.asarray(kji) + r + 1, shape)
-    g = np.meshgrid(*[(np.arange(a, b) - k) * s for a, b, k, s in zip(lo, hi, kji, sk)], indexing="ij")
-    off = np.stack(g)
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), off, np.sqrt((off ** 2).sum(0))
+from .ball import ball_box
 
 
 FEATURES = ("contained", "branches", "core_to_branch", "flatness", "line_ratio")
@@ -83,7 +73,7 @@ def region_features(a: np.ndarray, search: np.ndarray, kji, diam_mm: float, cent
     gap = float(sk.max())
     r = float(diam_mm) / 2.0
     outer = 2.0 * r + 2.0 * gap
-    box, off, dist = _around(a.shape, np.asarray(kji, int), outer, sk)
+    box, off, dist = ball_box(a.shape, np.asarray(kji, int), outer, sk, offsets=True)
     v = a[box].astype(np.float32)
     dense = (v > 0.5 * (centre_hu + parenchyma)) & search[box] & (dist <= outer)
     lab, _ = ndimage.label(dense)

@@ -174,7 +174,8 @@ def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
     plus "cause", "response_hu" (largest response where the blobness passes, HU),
     "search_fraction", "isolated_ball_hu", "below_grid_limit" and "lung_rads_3_or_more"."""
     from . import constants
-    from .blobs import _around, dot_filter, scales_mm
+    from .ball import ball_box
+    from .blobs import dot_filter, scales_mm
 
     c = constants()
     k, c_min, b_min = (c["ball_response_per_hu"]["value"], c["min_contrast_hu"]["value"],
@@ -198,7 +199,7 @@ def never_candidate_causes(scan, pool: dict, candidates: list) -> list[dict]:
             row["cause"] = MISS_CAUSES[0]
             continue
         sig = sig_all[: max(int(np.sum(2.0 * np.sqrt(3.0) * sig_all <= t["diameter_mm"])), 1)]
-        box, dist = _around(sub.shape, q, r + 3.0 * float(sig[-1]) + 2.0 * float(max(sub.spacing_kji)),
+        box, dist = ball_box(sub.shape, q, r + 3.0 * float(sig[-1]) + 2.0 * float(max(sub.spacing_kji)),
                             sub.spacing_kji)
         inside = dist < max(r, 0.5 * float(min(sub.spacing_kji)))
         # the nodule's own density: the densest voxel within half its radius (a juxta-pleural
@@ -255,7 +256,7 @@ def false_positive_structures(scan, candidates: list, threshold: float,
     candidates: objects with ``center_ras`` (RAS mm), ``diameter_mm``, ``probability``.
     Returns one dict per false positive: "structure", "probability", "diameter_mm",
     "center_ras"."""
-    from .blobs import _around
+    from .ball import ball_box
 
     lab = scan.phantom.labels
     names = lab.labels
@@ -271,7 +272,7 @@ def false_positive_structures(scan, candidates: list, threshold: float,
             continue
         r = max(float(c.diameter_mm) / 2.0, float(sk.max()))
         kji = lab.nearest_kji(p[None])[0]
-        box, dist = _around(lab.shape, kji, r, sk)
+        box, dist = ball_box(lab.shape, kji, r, sk)
         inside = {names.get(int(v), "") for v in np.unique(lab.array[box][dist <= r])}
         if len(scan.mimics_ras) and np.min(np.linalg.norm(scan.mimics_ras - p, axis=1)) < mimic_radius_mm:
             kind = FP_STRUCTURES[0]
