@@ -198,8 +198,10 @@ class Plan:
                 what = f" (the unlabelled continuation of {base}: unlabelled dense tissue joined to it)" if base else ""
                 at = (f"{m.limiting_clearance_mm:.1f} mm" if exact is None or round(exact, 1) == round(m.limiting_clearance_mm, 1)
                       else f"{exact:.1f} mm to its voxels ({m.limiting_clearance_mm:.1f} mm as scored on the planning grid)")
+                also = self._also_near_clearance(m, lim["clearance_within_mm"])
                 w.append(f"proposal {n}: {m.limiting_structure}{what} at {at}, "
-                         f"within {lim['clearance_within_mm']:g} mm of the required clearance")
+                         f"within {lim['clearance_within_mm']:g} mm of the required clearance"
+                         + (f" (also within it: {', '.join(also)})" if also else ""))
             if m.aerated_lung_mm > lim["long_lung_traversal_mm"]:
                 w.append(f"proposal {n}: {m.aerated_lung_mm:.0f} mm of aerated lung crossed "
                          f"(> {lim['long_lung_traversal_mm']:g} mm: higher pneumothorax risk)")
@@ -383,6 +385,23 @@ class Plan:
         out += deferred_better_warning(self.proposals, flagged)
         return out
 
+
+    def _also_near_clearance(self, m, within_mm: float) -> list[str]:
+        """The forbidden and margin structures other than proposal ``m``'s limiting one whose clearance
+        (mm from the needle axis, exact to their voxels: ``m.clearance_mm``) minus their margin is also
+        within ``within_mm`` of the required clearance (needle radius + placement uncertainty), nearest
+        first, as "name at 3.5 mm" (new-user trial 108: a track 3.51 mm from the costal cartilage and
+        3.5 mm from a rib named the rib alone)."""
+        mp = self.maps
+        index = {name: i for i, name in enumerate(mp.names)}
+        out = []
+        for name, mm in sorted((m.clearance_mm or {}).items(), key=lambda kv: kv[1]):
+            i = index.get(name)
+            if name == m.limiting_structure or i is None or mp.roles[i] not in ("forbidden", "margin"):
+                continue
+            if mm - float(mp.hard_margins[i]) - m.required_mm < within_mm:
+                out.append(f"{name} at {mm:.1f} mm")
+        return out
 
     def dense_clearance(self, m, cap_mm: float):
         """(clearance mm, HU, RAS) of the unlabelled dense tissue closest to proposal ``m``'s path
