@@ -74,9 +74,10 @@ def crossing_note(vol: Volume, mask: np.ndarray, offset_kji=(0, 0, 0)) -> str:
 def points_note(vol: Volume, points) -> str:
     """One sentence when any of ``points`` ([(what, RAS (3,) or (n, 3))]: a target point, a path's
     entry, the two ends of a clearance) lies strictly between the acquired slices bounding an
-    interpolated gap of ``vol`` (`gap_slabs`), else "": what was measured there rests on
-    interpolated sections (new-user trial 106 MED 2: a plan's target and its best path lay wholly
-    on the slices interpolated across a 5 mm gap, with no word)."""
+    interpolated gap of ``vol`` (`gap_slabs`), else "": "<what> lies on slices interpolated across
+    ...: confirm on the acquired slices": what was measured there rests on interpolated sections
+    (new-user trial 106 MED 2: a plan's target and its best path lay wholly on the slices
+    interpolated across a 5 mm gap, with no word; trial 107: "lies on", not "measured on")."""
     points = [(w, np.asarray(r, float).reshape(-1, 3)) for w, r in points]
     if not points or not gap_slabs(vol):
         return ""
@@ -86,4 +87,5 @@ def points_note(vol: Volume, points) -> str:
         return ""
     gap, lo, hi, inside = max(hits, key=lambda h: h[0])
     what = [points[i][0] for i in np.unique(owner[inside])]
-    return _gap_note(f"{', '.join(what)}: measured on", gap, lo, hi, "confirm on the acquired slices")
+    said = what[0] if len(what) == 1 else f"{', '.join(what[:-1])} and {what[-1]}"
+    return _gap_note(f"{said} {'lies' if len(what) == 1 else 'lie'} on", gap, lo, hi, "confirm on the acquired slices")
