@@ -607,3 +607,37 @@ def test_a_tumour_nearly_covered_is_never_said_100_percent_on_any_summary_line()
     line = _ablation_line("liver_tumor_1", {"tumour_covered_pct": 99.979, "mam_mm": -0.8})
     assert "tumour covered >99.9 %" in line and "100.0" not in line, line
     assert "tumour covered 100.0 %" in _ablation_line("t", {"tumour_covered_pct": 100.0, "mam_mm": 5.2})
+
+
+def test_a_margin_point_on_interpolated_slices_is_said():
+    """New-user trial 107 F4 (MED): on a DICOM series read with a 4 mm gap (slices interpolated
+    across it, `interpolated_slabs`), the minimal ablative margin's point and a heat sink's
+    largest lumen lay in the gap and no warning tied them to interpolated slices. A CT carrying
+    the reader's record of a 4 mm gap (S 10..14 mm along the axial normal): a margin point at
+    S 12 is said with the planner's clearance words, in plan.json's warnings and the Slicer
+    label alike; a heat sink's largest lumen in the gap is said too; a point on an acquired slice
+    (S 10), no CT or a CT without a gap gives no such line (old code: never said)."""
+    from imagio.planning.ablation.commands import ablation_warnings, zone_doubts
+    from imagio.volume import Volume
+
+    ct = Volume(np.zeros((4, 4, 4), np.int16), np.eye(4),
+                meta={"read": {"gap_slabs_lps": [{"normal": [0.0, 0.0, 1.0], "depth_mm": [10.0, 14.0]}]}})
+    cov = {"tumour_covered_pct": 100.0, "mam_mm": -0.2, "mam_ras": [20.0, -5.0, 12.0],
+           "criteria": {"tumour_covered": {"met": True}, "minimal_ablative_margin": {"met": False}},
+           "healthy_ml": {"liver": 20.0}}
+    gap = "interpolated across a 4.0 mm gap"
+    live = [w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver", ct=ct) if gap in w]
+    assert live == ["ablation: the minimal ablative margin (-0.2 mm) at [20.0, -5.0, 12.0] RAS mm lies on slices "
+                    "interpolated across a 4.0 mm gap of missing slices (between the acquired slices at 10.0 and "
+                    "14.0 mm along the slice normal): confirm on the acquired slices"], live
+    abl = {"device": "d", "setting": "s", "tumour": "liver_tumor_1", "single_probe": [{"proposal": 1, "coverage": cov}]}
+    planned = [w for w in ablation_warnings(abl, "liver", ct=ct) if gap in w]
+    assert [w.split(": ", 1)[1] for w in planned] == [w.split(": ", 1)[1] for w in live], planned
+    cov["mam_ras"] = [20.0, -5.0, 10.0]   # on the acquired slice bounding the gap
+    cov["heat_sink"] = [{"vessel": "portal_vein", "diameter_mm": 8.9, "ras": [1.0, 2.0, 13.0], "level": "high",
+                         "distance_to_zone_mm": 2.0, "inside_zone": False}]
+    said = [w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver", ct=ct) if gap in w]
+    assert len(said) == 1 and "minimal ablative margin" not in said[0], said
+    assert "the heat sink portal_vein's largest lumen (8.9 mm, level high) at [1.0, 2.0, 13.0] RAS mm lies on" in said[0]
+    for c in (None, Volume(ct.array, ct.ijk_to_ras)):
+        assert not [w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver", ct=c) if "interpolated" in w]

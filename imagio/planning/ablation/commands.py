@@ -173,7 +173,7 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
             out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
     out = to_jsonable(out)
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed,
-                                        bool(getattr(p.target, "in_lung", False)))
+                                        bool(getattr(p.target, "in_lung", False)), p.ct)
     return out
 
 
@@ -398,6 +398,29 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
             "path or a smaller setting")
 
 
+def gap_doubt(what: str, cov: dict, ct) -> str:
+    """The warning (empty if none) when the point of a zone set's (``cov``: `coverage.Coverage.to_dict`)
+    minimal ablative margin, or of a heat-sink vessel's largest lumen near it (the lumen that scores
+    its level), lies on slices the DICOM reader interpolated across a gap of the CT ``ct``
+    (`interpolated_slabs.points_note`, the words of the planner's clearance notes; None: no CT, no
+    check). New-user trial 107 F4: a MAM point and a largest lumen in a 4 mm gap, with no word."""
+    if ct is None:
+        return ""
+    from ...interpolated_slabs import points_note
+
+    at = lambda r: [round(float(x), 1) for x in r]   # noqa: E731  (as the margin's own warning gives it)
+    pts = []
+    if cov.get("mam_mm") is not None and cov.get("mam_ras") is not None:
+        pts.append((f"the minimal ablative margin ({mam_text(cov['mam_mm'])} mm) at {at(cov['mam_ras'])} RAS mm",
+                    cov["mam_ras"]))
+    for h in cov.get("heat_sink") or []:
+        if h.get("ras") is not None:
+            pts.append((f"the heat sink {h['vessel']}'s largest lumen ({float(h['diameter_mm']):.1f} mm, level "
+                        f"{h.get('level')}) at {at(h['ras'])} RAS mm", h["ras"]))
+    note = points_note(ct, pts)
+    return f"{what}: {note}" if note else ""
+
+
 HOLLOW_VISCUS_FIX = ("separate it from the zone (hydrodissection / artificial ascites) or reposition the probe "
                      "(another path, a smaller setting) so that the zone stays off it")
 
@@ -443,7 +466,7 @@ def hollow_viscus_clause(c: dict) -> str:
 
 
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",
-                tumour_in_lung: bool = False) -> list[str]:
+                tumour_in_lung: bool = False, ct=None) -> list[str]:
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
     each, prefixed ``what``, ending with ``fix``: the tumour not wholly inside, the minimal
     ablative margin below the required one, a vessel of heat-sink level "high" near the zone
@@ -453,7 +476,10 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     ``host_organ`` and the unnamed body inside the zones (mL); with no diaphragm label, a lung
     label within that distance stands for the diaphragm and pleura beyond it, unless the tumour
     lies in the lung (``tumour_in_lung``: `problem.Target.in_lung`, also when its host organ is
-    unknown, a nodule where lobes meet; or ``tumour`` / ``host_organ`` a lung label). Used for
+    unknown, a nodule where lobes meet; or ``tumour`` / ``host_organ`` a lung label); the point of
+    the minimal ablative margin or of a heat-sink vessel's largest lumen lying on slices the DICOM
+    reader interpolated across a gap of the CT ``ct`` (a `volume.Volume`, its
+    ``meta["read"]["gap_slabs_lps"]``: `interpolated_slabs.points_note`; None: not checked). Used for
     plan.json's warnings (`ablation_warnings`) and the Slicer module's ablation label (live coverage)."""
     from .coverage import UNIMAGED
     from .criteria import load_criteria
@@ -493,6 +519,9 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                        "tissue beside it, so the zone may be smaller there than the device table says and the "
                        "margin towards it is not assured (Lu 2002); check the margin on that side, or use a "
                        "longer or larger setting")
+    gap = gap_doubt(what, cov, ct)
+    if gap:
+        out.append(gap)
     u = unimaged_doubt(what, cov, tumour, need)
     if u:
         out.append(u)
@@ -587,7 +616,7 @@ def probe_doubts(what: str, probes: list, tumour: str, host_organ: str = "") -> 
 
 
 def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str | None = None,
-                      tumour_in_lung: bool = False) -> list[str]:
+                      tumour_in_lung: bool = False, ct=None) -> list[str]:
     """Every doubt about an ablation plan (`ablation_for_plan`'s dict), one line each, for the
     plan's ``warnings``:
 
@@ -604,7 +633,8 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
       that is not proven, and a multi-probe plan that failed (``multi_probe_failed``).
 
     ``host_organ``: the structure holding the tumour ("" unknown: every structure is named);
-    ``tumour_in_lung``: the tumour lies in the lung (`zone_doubts`). Figures are those of ``abl`` (mL, mm, RAS mm)."""
+    ``tumour_in_lung``: the tumour lies in the lung (`zone_doubts`); ``ct``: the planned CT, whose
+    interpolated gaps the margin's and heat sinks' points are checked against (`gap_doubt`). Figures are those of ``abl`` (mL, mm, RAS mm)."""
 
     dev = f"{abl['device']} {abl['setting']}"
     out = []
@@ -623,7 +653,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        f"setting of {lethal:g} C or colder (imagio ablation devices) to judge them")
 
     def zone_doubts_(what: str, cov: dict, fix: str) -> None:
-        out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ, tumour_in_lung))
+        out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ, tumour_in_lung, ct))
 
     def probe_doubts_(what: str, probes: list) -> None:
         out.extend(probe_doubts(what, probes, abl["tumour"], host_organ))
