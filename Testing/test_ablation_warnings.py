@@ -641,3 +641,43 @@ def test_a_margin_point_on_interpolated_slices_is_said():
     assert "the heat sink portal_vein's largest lumen (8.9 mm, level high) at [1.0, 2.0, 13.0] RAS mm lies on" in said[0]
     for c in (None, Volume(ct.array, ct.ijk_to_ras)):
         assert not [w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver", ct=c) if "interpolated" in w]
+
+
+def test_the_proposals_meeting_the_margin_the_best_misses_are_named_alike():
+    """New-user trial 107 F3 (LOW): the summary gave "tumour covered 100.0%, minimal ablative
+    margin -0.2 mm" for the best path while proposals 2 and 3 met the 5 mm margin, and nothing
+    pointed to them. `margin_met_elsewhere` names them, and the summary line, the warnings, the
+    report's table and the scene's coverage table say its words; a proposal that meets the margin
+    with an infeasible probe is not named, one with a hollow viscus in its zone is named as not
+    compliant; nothing when the best meets the margin or none does (old code: no such words)."""
+    from imagio.mrml.ablation import coverage_rows
+    from imagio.planning.ablation.commands import ablation_warnings, margin_met_elsewhere
+    from imagio.planning.commands import single_probe_summary
+    from imagio.report import ablation_sections
+
+    def prop(n, mam, feasible=True, compliant=True):
+        return {"proposal": n, "device": "emprint", "setting": "100W_5min", "probes": [{"feasible": feasible, "length_mm": 90.0, "entry_ras": [0.0, 0.0, 50.0],
+                                                                             "tip_ras": [0.0, 0.0, 0.0]}],
+                "coverage": {"tumour_covered_pct": 100.0, "mam_mm": mam, "mam_ras": [0.0, 0.0, 0.0],
+                             "compliant": compliant, "margin_covered_pct": {}, "healthy_ml": {}, "mam_capped": False,
+                             "structures_near_mm": {}, "heat_sink": [], "zone_volume_ml": 30.0,
+                             "tumour_volume_ml": 2.0,
+                             "criteria": {"tumour_covered": {"met": True},
+                                          "minimal_ablative_margin": {"met": mam >= 5.0, "required": 5.0}}}}
+
+    sp = [prop(1, -0.18), prop(2, 5.27), prop(3, 5.26), prop(4, 6.0, feasible=False)]
+    words = "proposals 2 (5.2 mm) and 3 (5.2 mm) meet the required 5 mm minimal ablative margin"
+    assert margin_met_elsewhere(sp) == words
+    sp[0]["margin_met_elsewhere"] = words
+    abl = {"device": "emprint", "setting": "100W_5min", "tumour": "liver_tumor_2", "single_probe": sp}
+    assert single_probe_summary(abl).endswith(f"minimal ablative margin -0.2 mm; {words}")
+    assert [w for w in ablation_warnings(abl, "liver") if words in w][0].startswith("proposal 1 ablation")
+    report = dict(ablation_sections(abl)[0][1])
+    assert report["margin met by another proposal"] == words
+    assert dict(coverage_rows(sp[0]))["margin met by another proposal"] == words
+    sp[2]["coverage"]["compliant"] = False
+    assert margin_met_elsewhere(sp[:3]) == ("proposals 2 (5.2 mm) and 3 (5.2 mm, not compliant: see its warnings) "
+                                            "meet the required 5 mm minimal ablative margin")
+    assert margin_met_elsewhere(sp[:2]) == "proposal 2 meets the required 5 mm minimal ablative margin (5.2 mm)"
+    assert margin_met_elsewhere([sp[0], sp[3]]) == ""   # its probe cannot be placed
+    assert margin_met_elsewhere(sp[1:]) == ""            # the best meets it

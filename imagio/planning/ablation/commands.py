@@ -172,9 +172,41 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
             failed = str(e)
             out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
     out = to_jsonable(out)
+    if out["single_probe"]:   # the proposals whose zones meet the margin the best one misses (trial 107 F3)
+        out["single_probe"][0]["margin_met_elsewhere"] = margin_met_elsewhere(out["single_probe"]) or None
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed,
                                         bool(getattr(p.target, "in_lung", False)), p.ct)
     return out
+
+
+def margin_met_elsewhere(single_probe: list) -> str:
+    """When the best proposal's zone (``single_probe[0]``, plan.json ``ablation.single_probe``)
+    misses the required minimal ablative margin and other proposals' zones meet it (placeable
+    probes): "proposal 2 meets the required 5 mm minimal ablative margin (5.2 mm)", or "proposals
+    2 (5.2 mm) and 3 (6.1 mm) meet ..."; with ", not compliant: see its warnings" for one whose
+    zone fails another criterion (a hollow viscus); "" otherwise. `ablation_for_plan` stores it
+    as the best proposal's ``margin_met_elsewhere``, which the summary line, the warnings, the
+    report and the scene's table say (new-user trial 107 F3: "tumour covered 100.0%, minimal
+    ablative margin -0.2 mm" for the best path while proposals 2 and 3 met 5 mm, unsaid)."""
+    from .criteria import value
+
+    def crit(d):
+        return ((d.get("coverage") or {}).get("criteria") or {}).get("minimal_ablative_margin") or {}
+
+    if len(single_probe) < 2 or crit(single_probe[0]).get("met", True) is not False:
+        return ""
+    need = float(crit(single_probe[0]).get("required", value("minimal_ablative_margin_mm")))
+    ok = [d for d in single_probe[1:] if crit(d).get("met") is True
+          and all(q.get("feasible", True) for q in d.get("probes") or [])]
+    if not ok:
+        return ""
+    each = [(d["proposal"], f"{mam_text(d['coverage']['mam_mm'])} mm"
+             + (", not compliant: see its warnings" if d["coverage"].get("compliant") is False else "")) for d in ok]
+    if len(each) == 1:
+        return f"proposal {each[0][0]} meets the required {need:g} mm minimal ablative margin ({each[0][1]})"
+    names = [f"{n} ({w})" for n, w in each]
+    return (f"proposals {', '.join(names[:-1])} and {names[-1]} meet the required {need:g} mm minimal ablative "
+            "margin")
 
 
 SHARED_ENTRY_MM = 0.5   # probes whose skin entries lie closer than this share one entry (one track)
@@ -678,6 +710,9 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                      if d.get("status_kind") == "advanced_short_image" else
                      "use --multi-probe, a larger setting or another path")
         probe_doubts_(f"proposal {d['proposal']} ablation probe", d.get("probes", []))
+        if d.get("margin_met_elsewhere"):   # trial 107 F3: the best zone misses the margin, another meets it
+            out.append(f"proposal {d['proposal']} ablation ({dev_s}, one probe): {d['margin_met_elsewhere']}: "
+                       "compare them (plan.json, the report) before choosing this path")
     mp = abl.get("multi_probe")
     if multi_probe_failed:
         out.append(f"multi-probe plan with {dev} failed: {multi_probe_failed}; the single-probe results "
