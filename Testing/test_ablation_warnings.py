@@ -656,8 +656,8 @@ def test_the_proposals_meeting_the_margin_the_best_misses_are_named_alike():
     from imagio.report import ablation_sections
 
     def prop(n, mam, feasible=True, compliant=True):
-        return {"proposal": n, "device": "emprint", "setting": "100W_5min", "probes": [{"feasible": feasible, "length_mm": 90.0, "entry_ras": [0.0, 0.0, 50.0],
-                                                                             "tip_ras": [0.0, 0.0, 0.0]}],
+        probe = {"feasible": feasible, "length_mm": 90.0, "entry_ras": [0.0, 0.0, 50.0], "tip_ras": [0.0, 0.0, 0.0]}
+        return {"proposal": n, "device": "emprint", "setting": "100W_5min", "probes": [probe],
                 "coverage": {"tumour_covered_pct": 100.0, "mam_mm": mam, "mam_ras": [0.0, 0.0, 0.0],
                              "compliant": compliant, "margin_covered_pct": {}, "healthy_ml": {}, "mam_capped": False,
                              "structures_near_mm": {}, "heat_sink": [], "zone_volume_ml": 30.0,
