@@ -276,7 +276,9 @@ class IMAGIOPlanningWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         planned = target is not None and getattr(target, "name", None) == tumour
         doubts = zone_doubts(_("ablation"), c.to_dict(), _("move the probe, choose a larger setting or more probes"),
                              tumour or "", (getattr(target, "organ", "") or "") if planned else "",
-                             bool(getattr(target, "in_lung", False)) if planned else False)
+                             bool(getattr(target, "in_lung", False)) if planned else False,
+                             # the planned CT's interpolated gaps (trial 107 F4: the margin's point in one)
+                             getattr(self._plan.problem, "ct", None) if planned else None)
         if doubts:
             text += "\n" + "\n".join(doubts)
         if note:

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 
@@ -168,7 +169,7 @@ def test_ablation_clearances_are_judged_for_the_probes_own_shaft(phantom_files, 
             assert p["required_mm"] == pytest.approx(diameter / 2 + doc["needle"]["uncertainty_mm"], abs=1e-3)
 
 
-def test_a_wide_vessel_beside_the_zone_is_scored_on_its_own_lumen(phantom_files, tmp_path):
+def test_a_wide_vessel_beside_the_zone_is_scored_on_its_own_lumen(phantom_files, tmp_path, capsys):
     """New-user trial 107 F6 (HIGH): on the 3 mm phantom, liver_tumor_2 at emprint 100W_5min, the
     best proposal scored the IVC "low (3.0 mm lumen)", its wall about 4 mm from the zone: only
     vessel centre voxels within the zone + 10 mm search box reached the heat-sink flag, and the
@@ -198,3 +199,13 @@ def test_a_wide_vessel_beside_the_zone_is_scored_on_its_own_lumen(phantom_files,
     assert ivc, "no proposal's zone within the search of the IVC: the test no longer tests the case"
     for h in ivc:
         assert h["diameter_mm"] >= 0.5 * widest and h["level"] == "high", (h, widest)
+    # trial 107 F3 (same plan): the best zone's margin is below 5 mm while proposals 2 and 3 met it,
+    # and the summary named none of them. The proposals meeting it, from plan.json's own figures,
+    # are named on the summary line and in a warning (old code: neither)
+    sp = plan["ablation"]["single_probe"]
+    meet = [d["proposal"] for d in sp[1:] if d["coverage"]["mam_mm"] >= 5.0]
+    assert sp[0]["coverage"]["mam_mm"] < 5.0 and meet, "the best zone meets the margin: the case is gone"
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("ablation emprint")][0]
+    said = re.findall(r"proposals? ([\d, ()a-z.]+) meets? the required 5 mm minimal ablative margin", line)
+    assert said and [int(n) for n in re.findall(r"(?:^|, | and )(\d+)", said[0])] == meet, line
+    assert any(w.startswith("proposal 1 ablation") and said[0] in w for w in plan["warnings"]), plan["warnings"]

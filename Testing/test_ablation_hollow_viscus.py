@@ -20,6 +20,7 @@ anisotropic synthetic grid, the bowel voxels inside a zone are counted from the 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -216,6 +217,14 @@ def test_no_hollow_viscus_label_and_unlabelled_tissue_in_the_zone_is_not_verifia
     crit = cov["criteria"]["no_hollow_viscus"]
     assert crit["met"] is None and "names no hollow viscus" in crit["not_verifiable"]
     assert cov["compliant"] is None
+    # new-user trial 107 L5: the examples come from the criterion's one list, the esophagus with them
+    # (the viscus beside a lung zone; the words named five and left it out)
+    from imagio.planning.ablation.criteria import hollow_viscus_criterion
+
+    unknown = hollow_viscus_criterion({"mystery_structure": 1.0}, ["liver", "mystery_structure"])["not_verifiable"]
+    for words in (crit["not_verifiable"], unknown):
+        listed = re.search(r"\(([a-z_, ]+)\)$|TotalSegmentator does: ([a-z_, ]+)\)", words)
+        assert listed and "esophagus" in (listed.group(1) or listed.group(2)).split(", "), words
 
 
 @pytest.mark.parametrize("name, met", [("Small intestine", False), ("Gall bladder", False), ("Bowel_Small", False),

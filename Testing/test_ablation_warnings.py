@@ -607,3 +607,77 @@ def test_a_tumour_nearly_covered_is_never_said_100_percent_on_any_summary_line()
     line = _ablation_line("liver_tumor_1", {"tumour_covered_pct": 99.979, "mam_mm": -0.8})
     assert "tumour covered >99.9 %" in line and "100.0" not in line, line
     assert "tumour covered 100.0 %" in _ablation_line("t", {"tumour_covered_pct": 100.0, "mam_mm": 5.2})
+
+
+def test_a_margin_point_on_interpolated_slices_is_said():
+    """New-user trial 107 F4 (MED): on a DICOM series read with a 4 mm gap (slices interpolated
+    across it, `interpolated_slabs`), the minimal ablative margin's point and a heat sink's
+    largest lumen lay in the gap and no warning tied them to interpolated slices. A CT carrying
+    the reader's record of a 4 mm gap (S 10..14 mm along the axial normal): a margin point at
+    S 12 is said with the planner's clearance words, in plan.json's warnings and the Slicer
+    label alike; a heat sink's largest lumen in the gap is said too; a point on an acquired slice
+    (S 10), no CT or a CT without a gap gives no such line (old code: never said)."""
+    from imagio.planning.ablation.commands import ablation_warnings, zone_doubts
+    from imagio.volume import Volume
+
+    ct = Volume(np.zeros((4, 4, 4), np.int16), np.eye(4),
+                meta={"read": {"gap_slabs_lps": [{"normal": [0.0, 0.0, 1.0], "depth_mm": [10.0, 14.0]}]}})
+    cov = {"tumour_covered_pct": 100.0, "mam_mm": -0.2, "mam_ras": [20.0, -5.0, 12.0],
+           "criteria": {"tumour_covered": {"met": True}, "minimal_ablative_margin": {"met": False}},
+           "healthy_ml": {"liver": 20.0}}
+    gap = "interpolated across a 4.0 mm gap"
+    live = [w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver", ct=ct) if gap in w]
+    assert live == ["ablation: the minimal ablative margin (-0.2 mm) at [20.0, -5.0, 12.0] RAS mm lies on slices "
+                    "interpolated across a 4.0 mm gap of missing slices (between the acquired slices at 10.0 and "
+                    "14.0 mm along the slice normal): confirm on the acquired slices"], live
+    abl = {"device": "d", "setting": "s", "tumour": "liver_tumor_1", "single_probe": [{"proposal": 1, "coverage": cov}]}
+    planned = [w for w in ablation_warnings(abl, "liver", ct=ct) if gap in w]
+    assert [w.split(": ", 1)[1] for w in planned] == [w.split(": ", 1)[1] for w in live], planned
+    cov["mam_ras"] = [20.0, -5.0, 10.0]   # on the acquired slice bounding the gap
+    cov["heat_sink"] = [{"vessel": "portal_vein", "diameter_mm": 8.9, "ras": [1.0, 2.0, 13.0], "level": "high",
+                         "distance_to_zone_mm": 2.0, "inside_zone": False}]
+    said = [w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver", ct=ct) if gap in w]
+    assert len(said) == 1 and "minimal ablative margin" not in said[0], said
+    assert "the heat sink portal_vein's largest lumen (8.9 mm, level high) at [1.0, 2.0, 13.0] RAS mm lies on" in said[0]
+    for c in (None, Volume(ct.array, ct.ijk_to_ras)):
+        assert not [w for w in zone_doubts("ablation", cov, "move", "liver_tumor_1", "liver", ct=c) if "interpolated" in w]
+
+
+def test_the_proposals_meeting_the_margin_the_best_misses_are_named_alike():
+    """New-user trial 107 F3 (LOW): the summary gave "tumour covered 100.0%, minimal ablative
+    margin -0.2 mm" for the best path while proposals 2 and 3 met the 5 mm margin, and nothing
+    pointed to them. `margin_met_elsewhere` names them, and the summary line, the warnings, the
+    report's table and the scene's coverage table say its words; a proposal that meets the margin
+    with an infeasible probe is not named, one with a hollow viscus in its zone is named as not
+    compliant; nothing when the best meets the margin or none does (old code: no such words)."""
+    from imagio.mrml.ablation import coverage_rows
+    from imagio.planning.ablation.commands import ablation_warnings, margin_met_elsewhere
+    from imagio.planning.commands import single_probe_summary
+    from imagio.report import ablation_sections
+
+    def prop(n, mam, feasible=True, compliant=True):
+        probe = {"feasible": feasible, "length_mm": 90.0, "entry_ras": [0.0, 0.0, 50.0], "tip_ras": [0.0, 0.0, 0.0]}
+        return {"proposal": n, "device": "emprint", "setting": "100W_5min", "probes": [probe],
+                "coverage": {"tumour_covered_pct": 100.0, "mam_mm": mam, "mam_ras": [0.0, 0.0, 0.0],
+                             "compliant": compliant, "margin_covered_pct": {}, "healthy_ml": {}, "mam_capped": False,
+                             "structures_near_mm": {}, "heat_sink": [], "zone_volume_ml": 30.0,
+                             "tumour_volume_ml": 2.0,
+                             "criteria": {"tumour_covered": {"met": True},
+                                          "minimal_ablative_margin": {"met": mam >= 5.0, "required": 5.0}}}}
+
+    sp = [prop(1, -0.18), prop(2, 5.27), prop(3, 5.26), prop(4, 6.0, feasible=False)]
+    words = "proposals 2 (5.2 mm) and 3 (5.2 mm) meet the required 5 mm minimal ablative margin"
+    assert margin_met_elsewhere(sp) == words
+    sp[0]["margin_met_elsewhere"] = words
+    abl = {"device": "emprint", "setting": "100W_5min", "tumour": "liver_tumor_2", "single_probe": sp}
+    assert single_probe_summary(abl).endswith(f"minimal ablative margin -0.2 mm; {words}")
+    assert [w for w in ablation_warnings(abl, "liver") if words in w][0].startswith("proposal 1 ablation")
+    report = dict(ablation_sections(abl)[0][1])
+    assert report["margin met by another proposal"] == words
+    assert dict(coverage_rows(sp[0]))["margin met by another proposal"] == words
+    sp[2]["coverage"]["compliant"] = False
+    assert margin_met_elsewhere(sp[:3]) == ("proposals 2 (5.2 mm) and 3 (5.2 mm, not compliant: see its warnings) "
+                                            "meet the required 5 mm minimal ablative margin")
+    assert margin_met_elsewhere(sp[:2]) == "proposal 2 meets the required 5 mm minimal ablative margin (5.2 mm)"
+    assert margin_met_elsewhere([sp[0], sp[3]]) == ""   # its probe cannot be placed
+    assert margin_met_elsewhere(sp[1:]) == ""            # the best meets it

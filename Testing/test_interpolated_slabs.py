@@ -203,7 +203,9 @@ def test_a_plan_on_interpolated_slices_says_so():
     said = [w for w in result.warnings if "interpolated across a 6.0 mm gap" in w]
     tgt = [w for w in said if w.startswith(f"target {les.name}: ")]
     assert any("its outline crosses slices" in w for w in tgt), said
-    assert any("the target point" in w and w.endswith("confirm on the acquired slices") for w in tgt), said
+    # trial 107: the point lies on the interpolated slices (was "measured on")
+    assert any(re.search(r"the target point \[[^]]+\] lies on slices interpolated across", w)
+               and w.endswith("confirm on the acquired slices") for w in tgt), said
     assert result.proposals and _gap_said(result, s - 3.0, s + 3.0, said) > 0
     e = float(result.proposals[0].entry_ras[2])
     result.problem.ct.meta["read"] = slab(e - 3.0)
@@ -213,3 +215,18 @@ def test_a_plan_on_interpolated_slices_says_so():
     for meta in (slab(s + 300.0), {}):
         result.problem.ct.meta["read"] = meta
         assert result._gap_warnings() == []
+    # new-user trial 107 F4: an ablation zone's minimal ablative margin point on slices interpolated
+    # across a 4 mm gap is said, as the clearances are (old code: nothing); proposal 1 alone (cheap)
+    from imagio.planning.ablation.commands import ablation_for_plan
+    from imagio.planning.ablation.criteria import mam_text
+
+    result.proposals = result.proposals[:1]
+    abl = ablation_for_plan(result, "emprint", "100W_5min")
+    assert not [w for w in abl["warnings"] if "interpolated" in w], abl["warnings"]
+    at = abl["single_probe"][0]["coverage"]["mam_ras"]
+    result.problem.ct.meta["read"] = {"gap_slabs_lps": [{"normal": [0.0, 0.0, 1.0], "depth_mm": [at[2] - 2.0, at[2] + 2.0]}]}
+    abl = ablation_for_plan(result, "emprint", "100W_5min")
+    said = [w for w in abl["warnings"] if "interpolated across a 4.0 mm gap" in w]
+    assert len(said) == 1 and said[0].startswith("proposal 1 ablation (emprint 100W_5min, one probe): the minimal "
+                                                 f"ablative margin ({mam_text(abl['single_probe'][0]['coverage']['mam_mm'])} "
+                                                 f"mm) at {[round(x, 1) for x in at]} RAS mm lies on slices"), said

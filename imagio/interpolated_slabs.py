@@ -47,10 +47,12 @@ def _in_slabs(vol: Volume, ras: np.ndarray) -> list[tuple[float, float, float, n
     return out
 
 
-def _gap_words(gap: float, lo: float, hi: float) -> str:
-    """The gap as every note says it, its bracket left open for the caller's figures."""
-    return (f"a {gap:.1f} mm gap of missing slices (between the acquired slices at {lo:.1f} and {hi:.1f} mm along "
-            "the slice normal")
+def _gap_note(lead: str, gap: float, lo: float, hi: float, tail: str, figures: str = "") -> str:
+    """The one sentence every note of an interpolated gap says: ``lead``, the gap (its width and
+    the acquired slices bounding it, with ``figures`` inside the same bracket when given), then
+    ``tail``."""
+    return (f"{lead} slices interpolated across a {gap:.1f} mm gap of missing slices (between the acquired slices at "
+            f"{lo:.1f} and {hi:.1f} mm along the slice normal" + (f"; {figures}" if figures else "") + f"): {tail}")
 
 
 def crossing_note(vol: Volume, mask: np.ndarray, offset_kji=(0, 0, 0)) -> str:
@@ -65,16 +67,17 @@ def crossing_note(vol: Volume, mask: np.ndarray, offset_kji=(0, 0, 0)) -> str:
     if not hits:
         return ""
     gap, lo, hi, frac = max(hits)
-    return (f"its outline crosses slices interpolated across {_gap_words(gap, lo, hi)}; {frac * 100:.0f}% of its "
-            "voxels): its size, volume and density rest partly on interpolated sections; read it on the acquired slices")
+    return _gap_note("its outline crosses", gap, lo, hi, "its size, volume and density rest partly on interpolated "
+                     "sections; read it on the acquired slices", f"{frac * 100:.0f}% of its voxels")
 
 
 def points_note(vol: Volume, points) -> str:
     """One sentence when any of ``points`` ([(what, RAS (3,) or (n, 3))]: a target point, a path's
     entry, the two ends of a clearance) lies strictly between the acquired slices bounding an
-    interpolated gap of ``vol`` (`gap_slabs`), else "": what was measured there rests on
-    interpolated sections (new-user trial 106 MED 2: a plan's target and its best path lay wholly
-    on the slices interpolated across a 5 mm gap, with no word)."""
+    interpolated gap of ``vol`` (`gap_slabs`), else "": "<what> lies on slices interpolated across
+    ...: confirm on the acquired slices": what was measured there rests on interpolated sections
+    (new-user trial 106 MED 2: a plan's target and its best path lay wholly on the slices
+    interpolated across a 5 mm gap, with no word; trial 107: "lies on", not "measured on")."""
     points = [(w, np.asarray(r, float).reshape(-1, 3)) for w, r in points]
     if not points or not gap_slabs(vol):
         return ""
@@ -84,5 +87,5 @@ def points_note(vol: Volume, points) -> str:
         return ""
     gap, lo, hi, inside = max(hits, key=lambda h: h[0])
     what = [points[i][0] for i in np.unique(owner[inside])]
-    return (f"{', '.join(what)}: measured on slices interpolated across {_gap_words(gap, lo, hi)}): confirm on the "
-            "acquired slices")
+    said = what[0] if len(what) == 1 else f"{', '.join(what[:-1])} and {what[-1]}"
+    return _gap_note(f"{said} {'lies' if len(what) == 1 else 'lie'} on", gap, lo, hi, "confirm on the acquired slices")

@@ -300,6 +300,8 @@ def ablation_rows(a: dict) -> list:
                 f"+/- {cov['outline_tolerance_mm']:g} mm: half a CT voxel)"
                 if cov.get("outline_tolerance_mm") else "")),
             ("margin's weakest point RAS (mm)", cov.get("mam_ras")),
+            # the proposals whose zones meet the margin this one misses (trial 107 F3, the summary line's words)
+            *([("margin met by another proposal", a["margin_met_elsewhere"])] if a.get("margin_met_elsewhere") else []),
             *([("no hollow viscus in the zone", hollow_viscus_verdict(crit["no_hollow_viscus"]))]
               if crit.get("no_hollow_viscus") else []),   # trial 96 F4
             ("zone volume (mL)", cov.get("zone_volume_ml")),

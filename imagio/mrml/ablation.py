@@ -102,6 +102,9 @@ def coverage_rows(plan) -> list[tuple[str, str]]:
     rows += [("minimal ablative margin mm", ("\u2265 " if get(c, "mam_capped") else "") + mam_text(get(c, 'mam_mm'))),
              *([("margin tolerance mm", f"\u00b1 {tol:g} (the tumour's true edge vs its label's voxel faces: half a CT voxel)")] if tol else []),
              ("MAM location RAS", ", ".join(f"{x:.1f}" for x in get(c, "mam_ras"))),
+             # plan.json's: the proposals whose zones meet the margin this one misses (trial 107 F3)
+             *([("margin met by another proposal", plan["margin_met_elsewhere"])]
+               if isinstance(plan, dict) and plan.get("margin_met_elsewhere") else []),
              (f"MAM >= {float(get(c, 'criteria')['minimal_ablative_margin']['required']):g} mm",
               {None: "not verifiable (past the image)"}.get(
                  get(c, "criteria")["minimal_ablative_margin"]["met"], str(get(c, "criteria")["minimal_ablative_margin"]["met"]))),

@@ -346,31 +346,40 @@ def cmd_plan(args) -> int:
     if other:   # trial 43 F5: said only inside plan.json
         print(f"other lesions kept out of every path: {', '.join(other)} (plan.json rules.other_lesions)")
     if abl:
-        from .ablation.commands import hollow_viscus_clause
-        from .ablation.criteria import mam_text
-
-        sp = abl["single_probe"][0]
-        c = sp["coverage"]
-        bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
-        from ..report import percent_covered
-
-        print(f"ablation {abl['device']} {sp.get('setting') or abl['setting']} on the best path: tumour covered "
-              f"{percent_covered(c['tumour_covered_pct'])}%, minimal ablative margin {mam_text(c['mam_mm'])} mm"
-              + (f" (NOT VERIFIABLE: {c['criteria']['minimal_ablative_margin']['not_verifiable']})"
-                 if c["criteria"]["minimal_ablative_margin"].get("met", True) is None else "")
-              + (f" (verifiable on the image: {c['unimaged']['verifiable_margin_mm']:.1f} mm)"
-                 if (c.get("unimaged") or {}).get("verifiable_margin_mm", c["mam_mm"]) < c["mam_mm"] - 0.05 else "")
-              + (f", {c['unimaged']['zone_ml']:.1f} mL of the zone past the image (see the warnings)"
-                 if (c.get("unimaged") or {}).get("zone_ml") else "")
-              + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
-              + (" (INFEASIBLE probe placement: see the warnings)" if bad else "")
-              + hollow_viscus_clause(c)   # trial 96 F4
-              + (f"; {sp['setting_choice']}" if sp.get("setting_choice") else ""))   # its own setting, and why
+        print(single_probe_summary(abl))
         if "n_probes" in abl.get("multi_probe", {}):
             print(multi_probe_summary(abl["multi_probe"]))
         elif abl.get("multi_probe", {}).get("failed"):   # INFEASIBLE said where the plan is read, not only on stderr
             print(f"multi-probe: no plan: {abl['multi_probe']['failed']}")
     return 0
+
+
+def single_probe_summary(abl: dict) -> str:
+    """The best path's ablation line of ``imagio plan``'s summary (``abl``: plan.json ``ablation``):
+    the tumour's coverage and minimal ablative margin of proposal 1's zone, with their doubts, and
+    when that zone misses the required margin the proposals whose zones meet it
+    (`ablation.commands.margin_met_elsewhere`; new-user trial 107 F3: "minimal ablative margin
+    -0.2 mm" for the best path, proposals 2 and 3 meeting 5 mm unsaid)."""
+    from ..report import percent_covered
+    from .ablation.commands import hollow_viscus_clause
+    from .ablation.criteria import mam_text
+
+    sp = abl["single_probe"][0]
+    c = sp["coverage"]
+    bad = any(not q.get("feasible", True) for q in sp.get("probes", []))
+    return (f"ablation {abl['device']} {sp.get('setting') or abl['setting']} on the best path: tumour covered "
+            f"{percent_covered(c['tumour_covered_pct'])}%, minimal ablative margin {mam_text(c['mam_mm'])} mm"
+            + (f" (NOT VERIFIABLE: {c['criteria']['minimal_ablative_margin']['not_verifiable']})"
+               if c["criteria"]["minimal_ablative_margin"].get("met", True) is None else "")
+            + (f" (verifiable on the image: {c['unimaged']['verifiable_margin_mm']:.1f} mm)"
+               if (c.get("unimaged") or {}).get("verifiable_margin_mm", c["mam_mm"]) < c["mam_mm"] - 0.05 else "")
+            + (f", {c['unimaged']['zone_ml']:.1f} mL of the zone past the image (see the warnings)"
+               if (c.get("unimaged") or {}).get("zone_ml") else "")
+            + (f" (zone: {abl['zone_edge']})" if abl.get("isotherm_c") is not None else "")
+            + (" (INFEASIBLE probe placement: see the warnings)" if bad else "")
+            + hollow_viscus_clause(c)   # trial 96 F4
+            + (f"; {sp['setting_choice']}" if sp.get("setting_choice") else "")   # its own setting, and why
+            + (f"; {sp['margin_met_elsewhere']}" if sp.get("margin_met_elsewhere") else ""))   # trial 107 F3
 
 
 def multi_probe_summary(m: dict) -> str:

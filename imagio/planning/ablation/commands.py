@@ -172,9 +172,41 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
             failed = str(e)
             out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
     out = to_jsonable(out)
+    if out["single_probe"]:   # the proposals whose zones meet the margin the best one misses (trial 107 F3)
+        out["single_probe"][0]["margin_met_elsewhere"] = margin_met_elsewhere(out["single_probe"]) or None
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed,
-                                        bool(getattr(p.target, "in_lung", False)))
+                                        bool(getattr(p.target, "in_lung", False)), p.ct)
     return out
+
+
+def margin_met_elsewhere(single_probe: list) -> str:
+    """When the best proposal's zone (``single_probe[0]``, plan.json ``ablation.single_probe``)
+    misses the required minimal ablative margin and other proposals' zones meet it (placeable
+    probes): "proposal 2 meets the required 5 mm minimal ablative margin (5.2 mm)", or "proposals
+    2 (5.2 mm) and 3 (6.1 mm) meet ..."; with ", not compliant: see its warnings" for one whose
+    zone fails another criterion (a hollow viscus); "" otherwise. `ablation_for_plan` stores it
+    as the best proposal's ``margin_met_elsewhere``, which the summary line, the warnings, the
+    report and the scene's table say (new-user trial 107 F3: "tumour covered 100.0%, minimal
+    ablative margin -0.2 mm" for the best path while proposals 2 and 3 met 5 mm, unsaid)."""
+    from .criteria import value
+
+    def crit(d):
+        return ((d.get("coverage") or {}).get("criteria") or {}).get("minimal_ablative_margin") or {}
+
+    if len(single_probe) < 2 or crit(single_probe[0]).get("met", True) is not False:
+        return ""
+    need = float(crit(single_probe[0]).get("required", value("minimal_ablative_margin_mm")))
+    ok = [d for d in single_probe[1:] if crit(d).get("met") is True
+          and all(q.get("feasible", True) for q in d.get("probes") or [])]
+    if not ok:
+        return ""
+    each = [(d["proposal"], f"{mam_text(d['coverage']['mam_mm'])} mm"
+             + (", not compliant: see its warnings" if d["coverage"].get("compliant") is False else "")) for d in ok]
+    if len(each) == 1:
+        return f"proposal {each[0][0]} meets the required {need:g} mm minimal ablative margin ({each[0][1]})"
+    names = [f"{n} ({w})" for n, w in each]
+    return (f"proposals {', '.join(names[:-1])} and {names[-1]} meet the required {need:g} mm minimal ablative "
+            "margin")
 
 
 SHARED_ENTRY_MM = 0.5   # probes whose skin entries lie closer than this share one entry (one track)
@@ -398,6 +430,29 @@ def unimaged_doubt(what: str, cov: dict, tumour: str, need_mm: float) -> str:
             "path or a smaller setting")
 
 
+def gap_doubt(what: str, cov: dict, ct) -> str:
+    """The warning (empty if none) when the point of a zone set's (``cov``: `coverage.Coverage.to_dict`)
+    minimal ablative margin, or of a heat-sink vessel's largest lumen near it (the lumen that scores
+    its level), lies on slices the DICOM reader interpolated across a gap of the CT ``ct``
+    (`interpolated_slabs.points_note`, the words of the planner's clearance notes; None: no CT, no
+    check). New-user trial 107 F4: a MAM point and a largest lumen in a 4 mm gap, with no word."""
+    if ct is None:
+        return ""
+    from ...interpolated_slabs import points_note
+
+    at = lambda r: [round(float(x), 1) for x in r]   # noqa: E731  (as the margin's own warning gives it)
+    pts = []
+    if cov.get("mam_mm") is not None and cov.get("mam_ras") is not None:
+        pts.append((f"the minimal ablative margin ({mam_text(cov['mam_mm'])} mm) at {at(cov['mam_ras'])} RAS mm",
+                    cov["mam_ras"]))
+    for h in cov.get("heat_sink") or []:
+        if h.get("ras") is not None:
+            pts.append((f"the heat sink {h['vessel']}'s largest lumen ({float(h['diameter_mm']):.1f} mm, level "
+                        f"{h.get('level')}) at {at(h['ras'])} RAS mm", h["ras"]))
+    note = points_note(ct, pts)
+    return f"{what}: {note}" if note else ""
+
+
 HOLLOW_VISCUS_FIX = ("separate it from the zone (hydrodissection / artificial ascites) or reposition the probe "
                      "(another path, a smaller setting) so that the zone stays off it")
 
@@ -443,7 +498,7 @@ def hollow_viscus_clause(c: dict) -> str:
 
 
 def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "",
-                tumour_in_lung: bool = False) -> list[str]:
+                tumour_in_lung: bool = False, ct=None) -> list[str]:
     """The doubts about one ablation zone set (``cov``: `coverage.Coverage.to_dict`), one line
     each, prefixed ``what``, ending with ``fix``: the tumour not wholly inside, the minimal
     ablative margin below the required one, a vessel of heat-sink level "high" near the zone
@@ -453,7 +508,10 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     ``host_organ`` and the unnamed body inside the zones (mL); with no diaphragm label, a lung
     label within that distance stands for the diaphragm and pleura beyond it, unless the tumour
     lies in the lung (``tumour_in_lung``: `problem.Target.in_lung`, also when its host organ is
-    unknown, a nodule where lobes meet; or ``tumour`` / ``host_organ`` a lung label). Used for
+    unknown, a nodule where lobes meet; or ``tumour`` / ``host_organ`` a lung label); the point of
+    the minimal ablative margin or of a heat-sink vessel's largest lumen lying on slices the DICOM
+    reader interpolated across a gap of the CT ``ct`` (a `volume.Volume`, its
+    ``meta["read"]["gap_slabs_lps"]``: `interpolated_slabs.points_note`; None: not checked). Used for
     plan.json's warnings (`ablation_warnings`) and the Slicer module's ablation label (live coverage)."""
     from .coverage import UNIMAGED
     from .criteria import load_criteria
@@ -493,6 +551,9 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                        "tissue beside it, so the zone may be smaller there than the device table says and the "
                        "margin towards it is not assured (Lu 2002); check the margin on that side, or use a "
                        "longer or larger setting")
+    gap = gap_doubt(what, cov, ct)
+    if gap:
+        out.append(gap)
     u = unimaged_doubt(what, cov, tumour, need)
     if u:
         out.append(u)
@@ -587,7 +648,7 @@ def probe_doubts(what: str, probes: list, tumour: str, host_organ: str = "") -> 
 
 
 def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str | None = None,
-                      tumour_in_lung: bool = False) -> list[str]:
+                      tumour_in_lung: bool = False, ct=None) -> list[str]:
     """Every doubt about an ablation plan (`ablation_for_plan`'s dict), one line each, for the
     plan's ``warnings``:
 
@@ -604,7 +665,8 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
       that is not proven, and a multi-probe plan that failed (``multi_probe_failed``).
 
     ``host_organ``: the structure holding the tumour ("" unknown: every structure is named);
-    ``tumour_in_lung``: the tumour lies in the lung (`zone_doubts`). Figures are those of ``abl`` (mL, mm, RAS mm)."""
+    ``tumour_in_lung``: the tumour lies in the lung (`zone_doubts`); ``ct``: the planned CT, whose
+    interpolated gaps the margin's and heat sinks' points are checked against (`gap_doubt`). Figures are those of ``abl`` (mL, mm, RAS mm)."""
 
     dev = f"{abl['device']} {abl['setting']}"
     out = []
@@ -623,7 +685,7 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                        f"setting of {lethal:g} C or colder (imagio ablation devices) to judge them")
 
     def zone_doubts_(what: str, cov: dict, fix: str) -> None:
-        out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ, tumour_in_lung))
+        out.extend(zone_doubts(what, cov, fix, abl["tumour"], host_organ, tumour_in_lung, ct))
 
     def probe_doubts_(what: str, probes: list) -> None:
         out.extend(probe_doubts(what, probes, abl["tumour"], host_organ))
@@ -648,6 +710,9 @@ def ablation_warnings(abl: dict, host_organ: str = "", multi_probe_failed: str |
                      if d.get("status_kind") == "advanced_short_image" else
                      "use --multi-probe, a larger setting or another path")
         probe_doubts_(f"proposal {d['proposal']} ablation probe", d.get("probes", []))
+        if d.get("margin_met_elsewhere"):   # trial 107 F3: the best zone misses the margin, another meets it
+            out.append(f"proposal {d['proposal']} ablation ({dev_s}, one probe): {d['margin_met_elsewhere']}: "
+                       "compare them (plan.json, the report) before choosing this path")
     mp = abl.get("multi_probe")
     if multi_probe_failed:
         out.append(f"multi-probe plan with {dev} failed: {multi_probe_failed}; the single-probe results "

@@ -57,6 +57,17 @@ def hollow_viscus_match() -> list[str]:
     return list(load_criteria()["no_hollow_viscus"]["match"])
 
 
+def hollow_viscus_examples() -> str:
+    """The hollow viscera as TotalSegmentator names them (those of `hollow_viscus_match` that are
+    its label names: duodenum, small_bowel, colon, stomach, esophagus, gallbladder, urinary_bladder),
+    comma-joined: the examples the criterion's words give, from its one list (new-user trial 107:
+    the words listed five and left out the esophagus, the viscus that matters beside a lung zone)."""
+    from ...anatomy import totalsegmentator_labels
+
+    ts = set(totalsegmentator_labels().values())
+    return ", ".join(m for m in hollow_viscus_match() if m in ts)
+
+
 def class_match(c: dict) -> list[str]:
     """The ``match`` list of a ``collateral_cost`` class: its own, or that of the criterion its
     ``match_from`` names (one list of hollow viscera for the weights and the criterion)."""
@@ -116,7 +127,7 @@ def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: flo
         why.append("the zone takes in " + ", ".join(f"{n} {v:.2f} mL" for n, v in
                                                     sorted(unknown.items(), key=lambda kv: -kv[1]))
                    + ": a name IMAGIO does not know, it may be a hollow viscus (name it as "
-                   "TotalSegmentator does: colon, small_bowel, duodenum, stomach, gallbladder)")
+                   f"TotalSegmentator does: {hollow_viscus_examples()})")
     if unimaged_zone_ml > 0:   # IMAGIO's own volume past the image, not a user's name (new-user trial 101 F5)
         why.append(f"{unimaged_zone_ml:.2f} mL of the zone lies past the image: a hollow viscus there cannot be "
                    "excluded")
@@ -126,5 +137,5 @@ def hollow_viscus_criterion(healthy_ml: dict, label_names, unimaged_zone_ml: flo
     elif unnamed > 0 and not any(is_hollow_viscus(n) for n in label_names):
         out["met"] = None
         out["not_verifiable"] = (f"the zone takes in {unnamed:.2f} mL of unlabelled tissue and the label map names no "
-                                 "hollow viscus (colon, small_bowel, duodenum, stomach, gallbladder)")
+                                 f"hollow viscus ({hollow_viscus_examples()})")
     return out
