@@ -484,8 +484,12 @@ def test_the_volume_category_is_given_beside_the_diameter_one_and_a_cut_says_bot
     vol_cut = _measured(2, 12.0, 0.9, 1.5, [1.2, 2.0])["stratification"]["lung_rads"]
     assert vol_cut["category"] == "4A" and vol_cut["at_size_cut"]["what"] == "volume"
     assert vol_cut["at_size_cut"]["cut_mm3"] == 1767 and vol_cut["at_size_cut"]["other_category"] == "4B"
+    # the headline names the reading across the cut (new-user trial 109 F4: "mean diameter 16.0 mm 4B, volume
+    # 2163 mm3 4B" named no 4A), and the note says possible, not as likely, when both sizes read one category
     assert scan_lung_rads([_measured(2, 12.0, 0.9, 1.5, [1.2, 2.0])])["highest_lung_rads"] == \
-        "4A or 4B (#2 at the 4A/4B size cut: mean diameter 12.0 mm 4A, volume 1500 mm3 4A)"
+        "4A or 4B (#2 at the 4A/4B size cut: mean diameter 12.0 mm 4A, volume 1500 mm3 4A " \
+        "(partial volume allows 1200-2000 mm3: 4A to 4B))"
+    assert "so 4B cannot be ruled out" in vol_cut["at_size_cut"]["note"] and "as likely" not in vol_cut["at_size_cut"]["note"]
     # diameter and volume agree, the range inside one band: no cut, a plain category
     clear = _measured(3, 11.0, 0.9, 0.7, [0.5, 0.9])
     assert "at_size_cut" not in clear["stratification"]["lung_rads"]

@@ -324,9 +324,16 @@ def _head_at_cut(head: str, nodules: list[dict]) -> str:
     both = f"{lo} or {hi}" if order.index(hi) - order.index(lo) == 1 else f"{lo} to {hi}"
 
     def sizes(lr):
+        # the volume's partial-volume range where its categories differ and the diameter and volume read
+        # one category: then the range is the reason they sit at a cut (new-user trial 109 F4: "at the 4A/4B size cut: mean
+        # diameter 16.0 mm 4B, volume 2163 mm3 4B" named no reading of 4A)
         v = lr.get("volume")
+        rng = v.get("range_mm3") if v else None
+        rc = v.get("range_categories") if v else None
         return (f"mean diameter {lr['size_mm']:.1f} mm {lr['category']}"
-                + (f", volume {v['volume_mm3']} mm3 {v['category']}" if v else ""))
+                + (f", volume {v['volume_mm3']} mm3 {v['category']}" if v else "")
+                + (f" (partial volume allows {rng[0]}-{rng[1]} mm3: {rc[0]} to {rc[1]})"
+                   if rng and rc and rc[0] != rc[1] and v["category"] == lr["category"] else ""))
     why = f"{', '.join(f'#{i}' for i, _ in lrs)} at the {pair} size cut: " + "; ".join(
         (f"#{i} " if len(lrs) > 1 else "") + sizes(lr) for i, lr in lrs)
     return f">={lo} ({both}: {why})" if head.startswith(">=") else f"{both} ({why})"

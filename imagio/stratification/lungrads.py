@@ -224,6 +224,9 @@ def with_volume(r: dict, nodule_type: str, volume_ml: float | None, range_ml=Non
         r["at_size_cut"] = {
             "what": "volume", "cut_mm3": crossed[0], "side": "within", "other_category": other, "pair": f"{lo}/{hi}",
             "note": f"{words}: Lung-RADS v2022 gives both cuts (mean diameter and volume), and the size lies within "
-                    f"its own uncertainty of the {crossed[0]} mm3 cut, so {other} is as likely; measure it on the images "
+                    f"its own uncertainty of the {crossed[0]} mm3 cut, so {other} "
+                    # both measured sizes in one category, only the range across the cut: possible, not as likely
+                    # (new-user trial 109 F4: 16.0 mm and 2163 mm3, both 4B, read "so 4A is as likely")
+                    + ("is as likely" if cat != r["category"] else "cannot be ruled out") + "; measure it on the images "
                     "(lungrads_v2022.json volume_mm3: ACR Lung-RADS v2022; measurements.border_volume_range_ml)"}
     return r
