@@ -93,6 +93,50 @@ def lps_to_ras(p) -> np.ndarray:
     return LPS_TO_RAS[:3, :3] @ np.asarray(p, float)
 
 
+def other_frame_words(point_ras, lps: bool, found: str) -> str:
+    """The words for a refused point whose three numbers, read in the other frame (L,P,S without
+    ``--lps``, R,A,S with it: the two differ by the signs of the first two, `lps_to_ras`), land
+    where the command would work: "the same numbers (-21.9, -120.5, -611.5) read as L,P,S (with
+    --lps, as LUNA16 CSVs and PACS viewers give them) {found}: did you mean --lps?". ``point_ras``
+    (3,) RAS mm is the point as IMAGIO read it; the numbers are quoted as the user typed them."""
+    typed = ", ".join(f"{v:g}" for v in (lps_to_ras(point_ras) if lps else np.asarray(point_ras, float)))
+    frame = "R,A,S (without --lps)" if lps else "L,P,S (with --lps, as LUNA16 CSVs and PACS viewers give them)"
+    return f"the same numbers ({typed}) read as {frame} {found}: did you mean {'to leave out --lps' if lps else '--lps'}?"
+
+
+# A point denser than aerated lung (parenchyma about -950 to -700 HU; Hounsfield scale, e.g. Hofer M, CT
+# Teaching Manual): tissue a needle or a scope may aim at, where the point as read lies in air or outside.
+OTHER_FRAME_TISSUE_HU = -600.0
+
+
+def other_frame_hint(ct, point_ras, lps: bool) -> str:
+    """For a point target refused where it lies: when the point as read lies outside the image or
+    in air (below ``OTHER_FRAME_TISSUE_HU``) and the same numbers read in the other frame lie inside
+    the image in tissue denser than aerated lung, `other_frame_words` for them ("... lie inside the
+    image in tissue of 35 HU: did you mean --lps?", new-user trial 109 L5: an LPS centre typed
+    without --lps was refused by plan and bronch without the question that `imagio lesion` asks);
+    "" otherwise. ``ct``: the CT Volume (HU); ``point_ras`` (3,) RAS mm."""
+    p = np.asarray(point_ras, float)
+    other = lps_to_ras(p)   # the mirrored reading: the same flip of R and A either way
+
+    def hu(q):
+        return float(ct.sample(q[None], order=0)[0]) if bool(ct.contains_world(q[None])[0]) else None
+
+    here, there = hu(p), hu(other)
+    if (here is not None and here >= OTHER_FRAME_TISSUE_HU) or there is None or there < OTHER_FRAME_TISSUE_HU:
+        return ""
+    return other_frame_words(p, lps, f"lie inside the image in tissue of {there:.0f} HU")
+
+
+def with_other_frame_hint(err: InputError, ct, text, lps: bool) -> InputError:
+    """``err`` (a refusal of the point target ``text`` as typed) with `other_frame_hint` appended
+    when ``text`` is a point and the hint applies; ``err`` itself otherwise."""
+    if not is_point(text):
+        return err
+    hint = other_frame_hint(ct, parse_point(text, lps), lps)
+    return InputError(f"{err}; {hint}") if hint else err
+
+
 def point_or_name(text: str, lps: bool = False, what: str = "target"):
     """A point argument that may also be a structure name: RAS list when ``text`` is a point,
     else ``text`` unchanged (``--lps`` with a name is refused: it would be silently ignored)."""

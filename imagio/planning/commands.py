@@ -266,8 +266,13 @@ def cmd_plan(args) -> int:
     given = beyond_tip_given(args)
     if given is not None:   # the user's length wins over the procedure's
         n.beyond_tip_mm = given
-    prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n, constraints=c,
-                                 roles=_parse_roles(args.role))
+    try:
+        prob = PlanningProblem.build(ct, labels, point_or_name(args.target, args.lps, "--target"), needle=n,
+                                     constraints=c, roles=_parse_roles(args.role))
+    except InputError as e:   # a point refused where it lies: typed in the other frame? (new-user trial 109 L5)
+        from ..coords import with_other_frame_hint
+
+        raise with_other_frame_hint(e, ct, args.target, args.lps) from e
     if args.device:   # before the plan: an organ as the ablation target is refused at once
         from .ablation.commands import require_tumour_target
 

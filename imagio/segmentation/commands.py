@@ -113,7 +113,7 @@ def _mirrored_frame_hint(ct, point, organ, kind, lps: bool) -> str:
     fat and said only "not inside a distinct lesion"). '' otherwise."""
     import numpy as np
 
-    from ..coords import lps_to_ras
+    from ..coords import lps_to_ras, other_frame_words
     from .lesion import segment_lesion
 
     other = lps_to_ras(point)   # the mirrored reading: the same flip of R and A either way
@@ -125,10 +125,7 @@ def _mirrored_frame_hint(ct, point, organ, kind, lps: bool) -> str:
         return ""
     if not mask.any():
         return ""
-    typed = ", ".join(f"{v:g}" for v in (other if lps else np.asarray(point, float)))   # as the user typed them
-    return (f"the same numbers ({typed}) read as {'R,A,S (without --lps)' if lps else 'L,P,S (with --lps, as LUNA16 CSVs and PACS viewers give them)'} "
-            f"lie in a lesion of {float(mask.sum()) * ct.voxel_volume_ml:.2f} mL: did you mean "
-            f"{'to leave out --lps' if lps else '--lps'}?")
+    return other_frame_words(point, lps, f"lie in a lesion of {float(mask.sum()) * ct.voxel_volume_ml:.2f} mL")
 
 
 def cmd_vessels(args) -> int:

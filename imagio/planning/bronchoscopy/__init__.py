@@ -125,7 +125,7 @@ def _outside_lung_message(target: Target, lungs: Volume, ct: Volume | None) -> s
     where = (f"{near:.0f} mm from the aerated lung" if near is not None else
              "more than 40 mm from any lung" if inside else "outside the image")
     v = float(ct.sample(target.centre[None], order=1)[0]) if ct is not None and inside else None
-    hu = "" if v is None else f", in tissue of {v:.0f} HU"
+    hu = "" if v is None else f", where the CT reads {v:.0f} HU"   # air too (trial 109 L5: "in tissue of -984 HU")
     if target.mask is None and near is not None and near <= 20.0 and v is not None and v > -300:
         return (f"the target point {c} (RAS mm) is outside the lungs, {where}{hu}: if it is a lesion on the "
                 "pleura or in the lung wall, give it as a label (imagio lesion --point, then its label with "

@@ -278,6 +278,7 @@ def cmd_bronch(args) -> int:
     from .route import check_root, implausible_scope, names_side_note, route_names, scope_and_tolerance, scope_diameter
     from ...progress import Progress, printer
     from ..commands import check_fixed_outputs
+    from ...coords import with_other_frame_hint
     from ...volume import as_ras_canonical
 
     scope_diameter(args.scope, allow_zero=False)   # trial 28: --scope 0 planned a route
@@ -346,7 +347,10 @@ def cmd_bronch(args) -> int:
                      "(distances from its surface, bronchus sign from it)")
     if lungs is None:
         t0 = time.perf_counter()
-        lungs, vessels = _lungs_from_ct(ct, target, progress=p.sub(0.25, 0.9))
+        try:
+            lungs, vessels = _lungs_from_ct(ct, target, progress=p.sub(0.25, 0.9))
+        except InputError as e:
+            raise with_other_frame_hint(e, ct, args.target, args.lps) from e
         timings["lung_segmentation"] = time.perf_counter() - t0
         notes.append(f"no lung segments given: lungs segmented from the CT (rule-based) on a "
                      f"{SEGMENT_GRID_MM:g} mm grid (or the CT's, if coarser), lung vessels at the CT's resolution "
@@ -360,8 +364,11 @@ def cmd_bronch(args) -> int:
                      "give --structures with lung-vessel labels for better ones")
     t0 = time.perf_counter()
     p(0.9, "route and tunnels")
-    bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct,
-              others=structures)
+    try:
+        bp = plan(tree, target, args.scope, args.tolerance, lungs=lungs, vessels=vessels, lobes=lobes, ct=ct,
+                  others=structures)
+    except InputError as e:   # a point refused where it lies: typed in the other frame? (new-user trial 109 L5)
+        raise with_other_frame_hint(e, ct, args.target, args.lps) from e
     bp.warnings += notes
     if thick_doubt:
         bp.warnings.insert(0, thick_doubt)
