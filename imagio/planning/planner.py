@@ -669,7 +669,9 @@ def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: 
     """[(mm, RAS mm of its middle)] of each run of solid tissue (voxels >= `LUNG_HU`, -400 HU, on
     the CT) inside the lung label (`LUNG_PARENCHYMA` names) along the segment entry -> target (RAS
     mm), sampled every ``step_mm``, at least ``min_mm`` long, but the run that reaches the target
-    (its own tissue): an unlabelled nodule or vessel on the path. A sample is in such tissue when
+    (its own tissue) and, for a target lesion with its own label, a run ending less than one CT
+    voxel diagonal before the axis reaches that label (its partial-volume edge; trial 109): an
+    unlabelled nodule or vessel on the path. A sample is in such tissue when
     its nearest voxel is, or when the needle's cross-section there holds some: a voxel centre
     closer to the axis than ``radius_mm`` + half the smallest voxel and within half a voxel's
     extent of the sample along it (`along.near_voxels` ``disc_mm``). That is the cylinder every
@@ -703,6 +705,19 @@ def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: 
     runs = _runs(solid)
     if runs and runs[-1][1] == len(s):   # the run that reaches the target: its own tissue
         runs = runs[:-1]
+    tv = int(problem.target.value or 0)
+    if runs and tv and tv not in lung_vals:
+        # the target lesion's own label: a run that ends within ``tol`` before the axis reaches it
+        # (or inside it) is its blurred edge (new-user trial 109: a 5.5 mm run 0.8 mm from lung1's
+        # nodule label warned as an unlabelled nodule). ``tol``: one voxel diagonal of the CT, the
+        # partial-volume rim a solid edge spreads into its neighbours plus the half voxel to which
+        # a nearest-neighbour label outline is known
+        tol = float(np.linalg.norm(ct.spacing))
+        at_t = np.zeros(len(s), bool)
+        at_t[inside] = lab.sample(pts[inside], order=0) == tv
+        if at_t.any():
+            first = float(s[int(np.argmax(at_t))])
+            runs = [(a, b) for a, b in runs if float(s[b - 1]) < first - tol]
     for a, b in runs:
         mm = (b - a) * step_mm
         if mm >= min_mm:
