@@ -115,6 +115,32 @@ def test_solid_tissue_on_the_path_inside_the_lung_is_found_but_not_the_targets_o
     assert solid_runs_in_lung(prob, (-25.0, 60.0, -20.0), (-25.0, 0.0, -20.0), 5.0) == []
 
 
+def test_a_solid_run_ending_at_the_target_lesions_label_is_its_own_edge():
+    """New-user trial 109 (MED): on lung1 a proposal warned "5.5 mm of solid tissue inside the
+    lung ... before the target (an unlabelled nodule?)" at a point 0.8 mm from the target
+    lesion's own label: its partial-volume rim, lung-labelled. Only a run reaching the path's
+    last sample was dropped. A 3 mm solid rim (-200 HU) round the labelled nodule, inside the
+    lobe's label, is its edge (not reported, for the named target and for a point target in
+    it); the unlabelled 10 mm ball 15 mm before it still is."""
+    from imagio.planning.planner import solid_runs_in_lung
+    from imagio.segmentation.common import ras_coordinate
+
+    ct, lab = _lung_case()
+    x, y, z = (ras_coordinate(ct, a) for a in range(3))
+    r2 = (x - 10) ** 2 + y ** 2 + (z + 20) ** 2
+    arr = np.where((r2 > 6 ** 2) & (r2 <= 9 ** 2) & (lab.array == 3), -200, ct.array)
+    ball = (x - 35) ** 2 + y ** 2 + (z + 20) ** 2 <= 5 ** 2
+    ct2 = ct.with_array(arr.astype(np.int16))
+    for target in ("lung_nodule", (10.0, 0.0, -20.0)):
+        prob = PlanningProblem.build(ct2, lab, target, needle=Needle(200, 0, 0), constraints=Constraints(**FREE))
+        assert solid_runs_in_lung(prob, (60.0, 0.0, -20.0), prob.target.point_ras, 2.0) == []   # old: the rim's run
+        assert solid_runs_in_lung(prob, (10.0, 60.0, -20.0), prob.target.point_ras, 2.0) == []
+    prob = PlanningProblem.build(ct.with_array(np.where(ball, 30, arr).astype(np.int16)), lab, "lung_nodule",
+                                 needle=Needle(200, 0, 0), constraints=Constraints(**FREE))
+    runs = solid_runs_in_lung(prob, (60.0, 0.0, -20.0), prob.target.point_ras, 2.0)
+    assert len(runs) == 1 and abs(runs[0][1][0] - 35.0) <= 1.5, runs
+
+
 def test_pleura_fissure_and_emphysema_counts():
     ct, lab = _lung_case()
     prob = PlanningProblem.build(ct, lab, "lung_nodule", needle=Needle(200, 0, 0),
@@ -158,6 +184,26 @@ def test_a_nodule_inside_the_lung_counts_one_pleural_crossing_whatever_its_name(
     runs = [int(x) for i, x in enumerate(v) if i == 0 or x != v[i - 1]]
     assert runs == [1, 3, 4], runs
     assert m.pleural_crossings == 1 and m.feasible, (name, m.details)
+
+
+def test_solid_tissue_inside_the_lung_label_is_no_pleural_crossing():
+    """New-user trial 109 (MED): on lung1 resampled to an oblique 0.8 x 0.8 x 2.5 mm grid the
+    nodule's partial-volume rim (lung-labelled, -300 HU) was read as leaving the lung: the
+    scorer's pleura was the aerated voxels closed by one voxel, so a rim wider than that gave
+    3 pleural crossings and refused the path the axial original planned. The pleura is the lung
+    label's boundary, as the verifier counts it: a 3 mm solid shell (-200 HU) round the nodule,
+    inside the lobe's label, is crossed inside the lung (one pleural crossing); the aerated
+    length still leaves it out."""
+    ct, lab = _lung_case()
+    x, y, z = [ct.kji_to_world(np.argwhere(np.ones(ct.shape, bool)).astype(float))[:, a].reshape(ct.shape)
+               for a in range(3)]
+    r2 = (x - 10) ** 2 + y ** 2 + (z + 20) ** 2
+    shell = (r2 > 6 ** 2) & (r2 <= 9 ** 2) & (lab.array == 3)
+    ct = ct.with_array(np.where(shell, -200, ct.array).astype(np.int16))
+    prob = PlanningProblem.build(ct, lab, "lung_nodule", needle=Needle(200, 0, 0), constraints=Constraints(**FREE))
+    m = Evaluator(prob).evaluate((60.0, 0.0, -20.0))
+    assert m.pleural_crossings == 1 and m.feasible, m.details      # old code: 3 pleural crossings
+    assert abs(m.aerated_lung_mm - (45 - 19)) <= 1.5, m.aerated_lung_mm
 
 
 def test_proposals_ranked_pareto_and_diverse():

@@ -812,7 +812,15 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
         aerated = values_mask(label, air_vals) & (hu < LUNG_HU)
         inner = [v for v, n in names.items()   # e.g. lung_nodule_2, lung_vessels_small
                  if n.rstrip("0123456789_") in LUNG_CONTENTS or n.startswith(tuple(c + "_" for c in LUNG_CONTENTS))]
-        lung = aerated | values_mask(label, inner)
+        # inside the pleura: the lung labels themselves (with their contents), whatever the CT
+        # reads there, as the verifier counts the pleura (`verify.Verifier._lung_checks`). Not
+        # the aerated voxels: solid tissue inside the lung label (a vessel, an unlabelled nodule,
+        # the target's own partial-volume rim) is not pleura, and read so it made a path leave
+        # and re-enter the lung (3 pleural crossings) where the rim was wider than the closing
+        # bridges, one voxel: the verdict then hung on the grid (new-user trial 109: lung1 as
+        # an oblique 0.8 x 0.8 x 2.5 mm series refused every path through the 1 mm rim before
+        # the nodule that the axial original's best path takes)
+        lung = values_mask(label, air_vals) | values_mask(label, inner)
         lung = erode6(dilate6(lung)) | lung   # = ndimage.binary_closing(lung) | lung (tested)
     else:  # fallback for label maps without lungs: aerated = air inside the body
         aerated = body & (hu < -400)

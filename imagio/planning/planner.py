@@ -566,9 +566,11 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
     """Best path in each patient position (supine, prone, left/right lateral decubitus) from the
     same scored candidates: only the table-side exclusion depends on the position. Each
     position's best path is re-checked by the verifier (the next best is taken while it fails).
-    ``flagged``: optional callable, (rows (int array), batch) -> bool array, True for a path
-    with a finding (`findings.Findings.flagged`): such paths come after the others, as the
-    proposals are ranked (`proposals.propose` with ``defer``), over ALL the position's feasible
+    ``flagged``: optional callable, (rows (int array), batch) -> int array, each path's
+    `findings.finding_rank` (0: no finding; bools read as 0/1): such paths come after the
+    others, lower ranks first, as the proposals are ranked (`proposals.propose` with ``defer``;
+    new-user trial 109: with a bool, a lateral position quoted a mediastinal path, rank 2, as
+    better than the supine best, rank 1, that ranks the same path after it), over ALL the position's feasible
     candidates (new-user trial 16: the comparison quoted the chosen position's field-of-view-edge
     path, ranked last among the proposals, as its best; trial 19: with the findings sorted last
     only within the 20 best-scored candidates, a position whose 20 best all had a finding still
@@ -582,14 +584,15 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
     The same paths are verified in the same order as with every flag known. ``first``: the
     chosen position's first proposal (row), quoted as its best when given.
     Returns {position: {"feasible_candidates", "best": {entry_ras, length_mm, score,
-    aerated_lung_mm, pleural_crossings, finding, normal_ras (the entry's outward skin normal, RAS)} or None}}; ``finding`` True when the best path
-    carries a finding (every verified path of that position tried has one)."""
+    aerated_lung_mm, pleural_crossings, finding, finding_rank, normal_ras (the entry's outward skin normal, RAS)} or None}}; ``finding`` True when the best path
+    carries a finding (every verified path of that position tried has one), ``finding_rank`` its
+    `findings.finding_rank`."""
     from .problem import POSITIONS
     from .scoring import BIT, against_table
 
     c = problem.constraints
     base = table.violations & ~np.int32(BIT["table_side"]) & ~np.int32(BIT["verification"])
-    known: dict = {}      # row -> its flag
+    known: dict = {}      # row -> its finding rank (0: none)
     batch_of: dict = {}   # row -> the rows judged with it before (int array shared by them)
 
     def register(rows):   # the rows a position's walk judged at once before: one batch
@@ -603,35 +606,38 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
         for r in todo:
             groups.setdefault(id(batch_of[r]), (batch_of[r], []))[1].append(r)
         for batch, rs in groups.values():
-            known.update(zip(rs, (bool(x) for x in flagged(np.asarray(rs, np.int64), batch))))
-        return np.array([known[int(r)] for r in rows], bool)
+            known.update(zip(rs, (int(x) for x in flagged(np.asarray(rs, np.int64), batch))))
+        return np.array([known[int(r)] for r in rows], np.int64)
 
     def walk(order):
-        """The rows to verify, in turn: up to 20 without a finding (score order), then up to 20
-        with one; flags asked for chunk by chunk, only as far as the walk goes."""
+        """The rows to verify, in turn, with their finding rank: up to 20 without a finding
+        (score order), then up to 20 with one, lowest finding rank first (score order within
+        it); flags asked for chunk by chunk, only as far as the walk goes."""
         clear, marked, lo, size = 0, [], 0, FLAG_CHUNK
         while lo < len(order) and clear < 20:
             chunk = order[lo:lo + size]
-            fl = is_flagged(chunk) if flagged is not None else np.zeros(len(chunk), bool)
+            fl = is_flagged(chunk) if flagged is not None else np.zeros(len(chunk), np.int64)
             for i, f in zip(chunk.tolist(), fl.tolist()):
-                if f and len(marked) < 20:
-                    marked.append(i)
-                elif not f and clear < 20:
+                if f:
+                    marked.append((f, i))
+                elif clear < 20:
                     clear += 1
-                    yield i, False
+                    yield i, 0
             lo, size = lo + size, 2 * size
         while lo < len(order) and len(marked) < 20:   # the rest of the 20 first flagged
             chunk = order[lo:lo + size]
             fl = is_flagged(chunk)
-            marked += chunk[fl][:20 - len(marked)].tolist()
+            marked += [(int(f), int(i)) for i, f in zip(chunk.tolist(), fl.tolist()) if f]
             lo, size = lo + size, 2 * size
-        for i in marked:
-            yield i, True
+        # the 20 first of the lowest ranks met (when the clear rows ran out, every row was judged)
+        for f, i in sorted(marked, key=lambda x: x[0])[:20]:
+            yield i, f
 
     def row_dict(i, finding):
         return {"entry_ras": table.entry_ras[i], "length_mm": table.length_mm[i],
                 "score": table.score[i], "aerated_lung_mm": table.aerated_mm[i],
                 "pleural_crossings": int(table.pleural_crossings[i]), "finding": bool(finding),
+                "finding_rank": int(finding),
                 "normal_ras": table.normal_ras[i]}
 
     out = {}
@@ -648,7 +654,7 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
         best = None
         if first is not None and pos == c.patient_position:
             register([first])
-            fl = bool(is_flagged(np.array([first]))[0]) if flagged is not None else False
+            fl = int(is_flagged(np.array([first]))[0]) if flagged is not None else 0
             best = row_dict(int(first), fl)
             out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
             continue
@@ -669,7 +675,9 @@ def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: 
     """[(mm, RAS mm of its middle)] of each run of solid tissue (voxels >= `LUNG_HU`, -400 HU, on
     the CT) inside the lung label (`LUNG_PARENCHYMA` names) along the segment entry -> target (RAS
     mm), sampled every ``step_mm``, at least ``min_mm`` long, but the run that reaches the target
-    (its own tissue): an unlabelled nodule or vessel on the path. A sample is in such tissue when
+    (its own tissue) and, for a target lesion with its own label, a run ending less than one CT
+    voxel diagonal before the axis reaches that label (its partial-volume edge; trial 109): an
+    unlabelled nodule or vessel on the path. A sample is in such tissue when
     its nearest voxel is, or when the needle's cross-section there holds some: a voxel centre
     closer to the axis than ``radius_mm`` + half the smallest voxel and within half a voxel's
     extent of the sample along it (`along.near_voxels` ``disc_mm``). That is the cylinder every
@@ -703,6 +711,19 @@ def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: 
     runs = _runs(solid)
     if runs and runs[-1][1] == len(s):   # the run that reaches the target: its own tissue
         runs = runs[:-1]
+    tv = int(problem.target.value or 0)
+    if runs and tv and tv not in lung_vals:
+        # the target lesion's own label: a run that ends within ``tol`` before the axis reaches it
+        # (or inside it) is its blurred edge (new-user trial 109: a 5.5 mm run 0.8 mm from lung1's
+        # nodule label warned as an unlabelled nodule). ``tol``: one voxel diagonal of the CT, the
+        # partial-volume rim a solid edge spreads into its neighbours plus the half voxel to which
+        # a nearest-neighbour label outline is known
+        tol = float(np.linalg.norm(ct.spacing))
+        at_t = np.zeros(len(s), bool)
+        at_t[inside] = lab.sample(pts[inside], order=0) == tv
+        if at_t.any():
+            first = float(s[int(np.argmax(at_t))])
+            runs = [(a, b) for a, b in runs if float(s[b - 1]) < first - tol]
     for a, b in runs:
         mm = (b - a) * step_mm
         if mm >= min_mm:
@@ -858,6 +879,12 @@ def scan_position_warnings(problem: PlanningProblem) -> list[str]:
     return []
 
 
+def _rank(best: dict) -> int:
+    """A position's best path's `findings.finding_rank` (``finding_rank``; a dict without it: 1
+    when it has a finding)."""
+    return int(best.get("finding_rank", int(bool(best.get("finding")))))
+
+
 def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
     """A warning per other position that gives a feasible path when the chosen one has none, or
     a best path that is clearly better: a score lower by at least ``position_score_margin``, or
@@ -877,8 +904,8 @@ def position_warnings(problem: PlanningProblem, positions: dict) -> list[str]:
         b = v.get("best")
         if pos == chosen or b is None:
             continue
-        if b.get("finding") and mine is not None and not mine.get("finding"):
-            continue   # a path with a finding (ranked last) is no better than the chosen one's
+        if mine is not None and _rank(b) > _rank(mine):
+            continue   # a path whose findings rank it later (`findings.finding_rank`) is no better than the chosen one's
         lung_better = mine is not None and (
             b["aerated_lung_mm"] <= mine["aerated_lung_mm"] - lung_margin
             and b["pleural_crossings"] <= mine["pleural_crossings"])
@@ -1116,7 +1143,7 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
     screen_dense_tissue(problem, table, ver)
     # findings the label map cannot resolve rank a path last (`findings`): computed once for
     # every feasible row (verification only removes rows)
-    from .findings import deferred, path_findings
+    from .findings import deferred, finding_rank, path_findings
     from .mediastinum import MEDIASTINAL_VESSEL_HINTS
 
     present = present_structures(problem, maps)
@@ -1134,7 +1161,8 @@ def plan(problem: PlanningProblem, k: int | None = None, progress=None, strict: 
             ctx = [r for r in np.asarray(todo if batch is None else batch).tolist() if r not in fnd.outside_tissue_mm]
             more = path_findings(problem, table, anchored_rows(table, todo, ctx), present, vl, med=fnd.mediastinum,
                                  dense=ver.dense, couch=False)
-        return [bool((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r), couch=False)) for r in rows]
+        return [finding_rank((fnd if int(r) in fnd.outside_tissue_mm else more).flagged(int(r), couch=False))
+                for r in rows]
 
     positions = position_alternatives(problem, table, ver, checks, flagged=flagged,
                                       first=ranked[0] if ranked else None)
