@@ -97,6 +97,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
         keep[0] = False
         if keep.any():
             keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
+        dense = keep.copy()   # air of MIN_AIR_ML or more, denser than gas
         if keep.any():
             touching = np.zeros(n + 1, bool)
             touching[np.unique(lab[dilate_mm(body, 1.01 * float(max(sk)), sk) & air])] = True
@@ -123,7 +124,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
         # a lung open to the view's faces beside a chest wall whose skin, with the outside air on
         # it, is in view (a lateral chest-wall crop: the lung lies outside the body's hull in its
         # slices and its periphery carries too few vessel islands for a lung field)
-        wall, within = lung_across_chest_wall(ct, a, lab, counts, body, ~keep & ~field, measured)
+        wall, within = lung_across_chest_wall(ct, a, lab, counts, body, dense & ~keep & ~field, measured)
         if wall.any():
             body = body | within
             if measured is not None:
@@ -254,8 +255,9 @@ def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
 def lung_across_chest_wall(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarray,
                            body: np.ndarray, cand: np.ndarray,
                            measured: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(lung, within): ``lung``, bool (n + 1,): of the air components ``cand`` (bool (n + 1,)) of
-    ``lab`` (int [k, j, i], air below BODY_HU; ``counts`` their voxel counts; ``a`` the HU array),
+    """(lung, within): ``lung``, bool (n + 1,): of the air components ``cand`` (bool (n + 1,):
+    components whose median is above ``GAS_MEDIAN_HU``, as `body_mask` finds them) of ``lab``
+    (int [k, j, i], air below BODY_HU; ``counts`` their voxel counts; ``a`` the HU array),
     those that are aerated lung on the inner side of a chest wall whose skin, with the outside air
     on it, is in view; ``within``, bool [k, j, i]: everything the body encloses with them, that
     lung with the vessels and partial-volume strands in it and the crumbs of air they cut off
@@ -281,7 +283,7 @@ def lung_across_chest_wall(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: n
 
     A component is such a lung when
 
-    - it is parenchyma-dense air (`parenchyma_air`: at least ``lungs.MIN_LUNG_ML``, median above
+    - it is parenchyma-dense air (as `parenchyma_air`: at least ``lungs.MIN_LUNG_ML``, median above
       ``GAS_MEDIAN_HU``), touches the ``body`` (bool [k, j, i]) and a face of the view;
     - it is separated from every other air region by the body alone: no path through voxels
       outside the body (``measured`` voxels only, bool [k, j, i] or None: a reformat's padding
@@ -293,7 +295,9 @@ def lung_across_chest_wall(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: n
       and faces skin with its subcutaneous fat (`skin_like` True).
 
     Air outside a patient faces skin wherever it meets the body (the air beside a limb, between
-    arm and chest, under the back: `skin_like` True), so it is never taken; with no outside air
+    arm and chest, under the back: `skin_like` True), so it is not taken (a lean limb whose layer
+    under the skin is less than half fat would read as pleura; Testing/test_chest_wall_crop.py:
+    lung-dense air beside the phantom's arm stays out); with no outside air
     facing skin in view the rule says nothing (a view inside the chest: `lung_field_air`). Judged
     in `body_mask` after the convex-hull rule and `lung_field_air`, on the air they leave
     (``cand``), so neither's reading or warning changes."""
@@ -302,19 +306,28 @@ def lung_across_chest_wall(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: n
     none = (out, np.zeros(lab.shape, bool))
     if n < 2:
         return none
-    c = parenchyma_air(ct, a, lab, counts, cand)
+    from .lungs import MIN_LUNG_ML
+
+    c = cand & (counts * ct.voxel_volume_ml >= MIN_LUNG_ML)   # (the median: ``cand``)
+    c[0] = False
     if not c.any():
         return none
-    touch = np.zeros(n + 1, bool)
-    touch[np.unique(lab[dilate_voxels(body) & (lab > 0)])] = True
     face = np.zeros(n + 1, bool)
     for ax in range(3):
         for end in (0, lab.shape[ax] - 1):
             face[np.unique(np.take(lab, end, axis=ax))] = True
-    c &= touch & face
+    c &= face
+    if not c.any():
+        return none
+    touch = np.zeros(n + 1, bool)
+    for i in np.flatnonzero(c):   # (each on its box: few, and a full-volume dilation is not)
+        sl = bbox_slices(lab == i)
+        touch[i] = bool((dilate_voxels(lab[sl] == i) & body[sl]).any())
+    c &= touch
     if not c.any():
         return none
     # the other air in view that may be the outside air across the wall
+    touch[np.unique(lab[dilate_voxels(body) & (lab > 0)])] = True
     room = (counts * ct.voxel_volume_ml >= MIN_AIR_ML) & touch
     room[0] = False
     if room.any():
