@@ -11,7 +11,10 @@ dome: `cut_tissue_on_lung`). A view
 inside one lung (no skin, no outside air: the in-plane faces cut lung, chest wall or mediastinum) is
 told from room air by the vessel tree the parenchyma carries and, where the lung does not reach every
 in-plane face, by the tissue beyond the air: pleura over chest wall, not skin over subcutaneous fat
-(`lung_field_air`). `skin_surface` turns that mask into a closed, smooth
+(`lung_field_air`). A view that cuts the chest at its side shows the skin with the outside air on
+it and, across the chest wall, the lung, both open to its faces: lung-dense air that the body alone
+separates from air facing skin with subcutaneous fat, and that faces no skin itself, is lung
+(`lung_across_chest_wall`). `skin_surface` turns that mask into a closed, smooth
 triangle mesh in RAS mm with outward normals (what the needle planner uses as entry surface).
 """
 
@@ -94,6 +97,7 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
         keep[0] = False
         if keep.any():
             keep[keep] = label_medians(a, lab, keep) > GAS_MEDIAN_HU
+        dense = keep.copy()   # air of MIN_AIR_ML or more, denser than gas
         if keep.any():
             touching = np.zeros(n + 1, bool)
             touching[np.unique(lab[dilate_mm(body, 1.01 * float(max(sk)), sk) & air])] = True
@@ -117,6 +121,15 @@ def body_mask(ct: Volume, open_mm: float = 3.0, progress=None, info: dict | None
             tl, _, _ = components(~air, connectivity=6)
             touched = np.unique(tl[dilate_voxels(inside) & ~air])
             body = body | inside | np.isin(tl, touched[touched > 0])
+        # a lung open to the view's faces beside a chest wall whose skin, with the outside air on
+        # it, is in view (a lateral chest-wall crop: the lung lies outside the body's hull in its
+        # slices and its periphery carries too few vessel islands for a lung field)
+        wall, within = lung_across_chest_wall(ct, a, lab, counts, body, dense & ~keep & ~field, measured)
+        if wall.any():
+            body = body | within
+            if measured is not None:
+                body = body | grow_into_rim(wall[lab], air & ~measured, padding_voxels(ct))
+            keep = keep | wall
         if keep.any():
             # after the lung field is judged, on the outline found so far (the tissue joined
             # here is no skin either way, but `skin_like` weighs the layer beyond the air)
@@ -237,6 +250,115 @@ def limbs(ct: Volume, a: np.ndarray, other: np.ndarray) -> np.ndarray:
         if (d[comp & (a[sl] > bone)] > deep).any():
             out_box[sl] |= comp
     return out
+
+
+def lung_across_chest_wall(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarray,
+                           body: np.ndarray, cand: np.ndarray,
+                           measured: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(lung, within): ``lung``, bool (n + 1,): of the air components ``cand`` (bool (n + 1,):
+    components whose median is above ``GAS_MEDIAN_HU``, as `body_mask` finds them) of ``lab``
+    (int [k, j, i], air below BODY_HU; ``counts`` their voxel counts; ``a`` the HU array),
+    those that are aerated lung on the inner side of a chest wall whose skin, with the outside air
+    on it, is in view; ``within``, bool [k, j, i]: everything the body encloses with them, that
+    lung with the vessels and partial-volume strands in it and the crumbs of air they cut off
+    (the voxels outside the body joined to it without crossing the body: all inside the chest).
+
+    Physics and anatomy: outside (room) air is air alone, about -1000 HU and homogeneous; aerated
+    lung is air with the parenchyma, capillary blood and the vessels and bronchial walls it carries,
+    about -900 to -700 HU (its median above ``GAS_MEDIAN_HU``, -950 HU: Gevenois PA et al., AJRCCM
+    1996;154:187-192). The two are separated by the chest wall: skin, subcutaneous fat, muscle and
+    the ribs with the intercostal muscles, then the parietal pleura (Gray's Anatomy, 42nd ed.,
+    "Chest wall" and "Pleura"). The outside air faces the skin, with the subcutaneous fat under
+    it; the lung faces the pleura, with muscle and bone beyond it (`skin_like`,
+    ``skin_min_fat_fraction``). A field of view that cuts the chest laterally (a chest-wall crop,
+    a small reconstruction round a peripheral nodule) leaves both open to its faces: the lung is
+    then no hole of the body, and it lies outside the body's convex hull in its slices
+    (`mostly_in_slice_hull`: the hull of a band of chest wall holds little of the lung beside
+    it); its periphery carries few vessels wider than the in-plane islands
+    `vessel_island_fraction` counts (lung1's lateral chest wall: 0.1 %, under
+    ``lung_vessel_min_fraction``). New-user trial 107 F7: lung1 cut to [i 0:142, j 176:336,
+    k 14:34] (121 mL of lung, median -887 HU, beside 157 mL of outside air at -987 HU) and the
+    3 mm phantom's left chest wall: the lung was taken for outside air, 'no lungs found', and the
+    ribs 10-30 mm under the skin were left out as 'dense objects on the skin (ECG electrodes)'.
+
+    A component is such a lung when
+
+    - it is parenchyma-dense air (as `parenchyma_air`: at least ``lungs.MIN_LUNG_ML``, median above
+      ``GAS_MEDIAN_HU``), touches the ``body`` (bool [k, j, i]) and a face of the view;
+    - it is separated from every other air region by the body alone: no path through voxels
+      outside the body (``measured`` voxels only, bool [k, j, i] or None: a reformat's padding
+      ends the view like a face) joins it to other air (a table cushion's air meets the cushion's
+      cover, and that the outside air; a lung's vessels and bronchi touch nothing but the lung);
+    - the body beyond it is not skin (`skin_like` False: the pleura);
+    - and the view shows the outside air the wall separates it from: another air region of at
+      least ``MIN_AIR_ML`` that touches the body, reads as air (median at most ``GAS_MEDIAN_HU``)
+      and faces skin with its subcutaneous fat (`skin_like` True).
+
+    Air outside a patient faces skin wherever it meets the body (the air beside a limb, between
+    arm and chest, under the back: `skin_like` True), so it is not taken (a lean limb whose layer
+    under the skin is less than half fat would read as pleura; Testing/test_chest_wall_crop.py:
+    lung-dense air beside the phantom's arm stays out); with no outside air
+    facing skin in view the rule says nothing (a view inside the chest: `lung_field_air`). Judged
+    in `body_mask` after the convex-hull rule and `lung_field_air`, on the air they leave
+    (``cand``), so neither's reading or warning changes."""
+    n = counts.size - 1
+    out = np.zeros(n + 1, bool)
+    none = (out, np.zeros(lab.shape, bool))
+    if n < 2:
+        return none
+    from .lungs import MIN_LUNG_ML
+
+    c = cand & (counts * ct.voxel_volume_ml >= MIN_LUNG_ML)   # (the median: ``cand``)
+    c[0] = False
+    if not c.any():
+        return none
+    face = np.zeros(n + 1, bool)
+    for ax in range(3):
+        for end in (0, lab.shape[ax] - 1):
+            face[np.unique(np.take(lab, end, axis=ax))] = True
+    c &= face
+    if not c.any():
+        return none
+    touch = np.zeros(n + 1, bool)
+    for i in np.flatnonzero(c):   # (each on its box: few, and a full-volume dilation is not)
+        sl = bbox_slices(lab == i)
+        touch[i] = bool((dilate_voxels(lab[sl] == i) & body[sl]).any())
+    c &= touch
+    if not c.any():
+        return none
+    # the other air in view that may be the outside air across the wall
+    touch[np.unique(lab[dilate_voxels(body) & (lab > 0)])] = True
+    room = (counts * ct.voxel_volume_ml >= MIN_AIR_ML) & touch
+    room[0] = False
+    if room.any():
+        room[room] = label_medians(a, lab, room) <= GAS_MEDIAN_HU
+    if not room.any():
+        return none
+    # air regions joined outside the body (through non-body tissue: cables, a cushion's cover,
+    # a lung's vessels) share a component of the non-body voxels
+    free = ~body if measured is None else ~body & measured
+    fl, _, _ = components(free, connectivity=6)
+    region = np.zeros(n + 1, np.int64)
+    air = lab > 0
+    region[lab[air]] = fl[air]
+    big = counts * ct.voxel_volume_ml >= MIN_AIR_ML
+    big[0] = False
+    shared = np.bincount(region[big], minlength=int(fl.max()) + 1)
+    c &= shared[region] <= 1   # no other air region of MIN_AIR_ML or more in its region
+    c &= region > 0
+    if not c.any():
+        return none
+    c[c] = [skin_like(ct, a, lab == i, body) is False for i in np.flatnonzero(c)]
+    if not c.any():
+        return none
+    # the skin across the wall, with the outside air on it
+    room &= ~c
+    if not any(skin_like(ct, a, lab == i, body) is True for i in np.flatnonzero(room)):
+        return none
+    inner = np.zeros(int(fl.max()) + 1, bool)
+    inner[region[c]] = True
+    inner[0] = False
+    return c, inner[fl]
 
 
 def lung_field_air(ct: Volume, a: np.ndarray, lab: np.ndarray, counts: np.ndarray,
