@@ -420,7 +420,8 @@ def test_real_t1_mr_mapped_non_linearly_is_not_a_ct(family):
 
 @pytest.mark.data
 @pytest.mark.parametrize("family", ["piecewise", "power 0.5", "log", pytest.param("sigmoid", marks=pytest.mark.xfail(
-    strict=True, reason="inputs104: the sigmoid rounds cortex, muscle and air to one value (-1000): no dark rim left"))])
+    strict=True, reason="inputs104: the sigmoid crushes muscle to -980..-950 beside air, so the histogram's "
+    "three-class split (lowest threshold -723) leaves the muscle with the air and finds no body to read"))])
 def test_real_t1_mr_with_bone_mapped_non_linearly_is_not_a_ct(family):
     """inputs104: STS_010's T1 MR (a thigh with its femur) mapped by a non-linear increasing curve
     (accepted on c2065ddc: its muscle reads as soft tissue, its fat not above 200 HU) is refused, in
@@ -443,7 +444,7 @@ def test_dark_shell_reads_the_order_of_bone_not_its_hu():
     from imagio.volume import Volume
 
     mr = read_image_once(shared_case("sts-sarcoma", "STS_010", "MR_T1_image.nii.gz"))
-    areas = [dark_shell(axial_view(v))[0] for v in (mr, _non_linear(mr, "power 0.5"))]
+    areas = [dark_shell(axial_view(v))[0] for v in (mr, _non_linear(mr, "power 0.5"))]   # 50.5, 41.1
     assert min(areas) >= 40 and max(areas) <= 1.25 * min(areas), areas
     ct = read_image_once(shared_case("sts-sarcoma", "STS_010", "CT_image.nii.gz"))
     assert dark_shell(axial_view(ct))[0] == 0.0

@@ -22,7 +22,7 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   crop's face); or mapped into the HU range by a non-linear increasing curve, told by its bone
   (`dark_shell_problem`: bright marrow inside thin rims of the darkest tissue, read by order only).
   Still accepted: a crop of one inside the body (no room air in view), and T1 MRs mapped
-  non-linearly whose field holds no bone, or whose curve merges the darkest ranks (129 of 1000
+  non-linearly whose field holds no bone, or whose curve crushes muscle beside air (129 of 1000
   maps of the sarcoma T1 MRs, 275 before `dark_shell_problem`). A refused crop
   narrower than ``judge_min_mm`` is told it may be too small to judge (`too_small_to_judge`).
 
@@ -388,9 +388,11 @@ def dark_shell(vol, n: int = 2_000_000) -> tuple[float, int] | None:
     body's outline (`room_air_mask`); a rim is a 2-D component of the darkest ``darkest_percent``
     of what lies inside the outline (not room air) at most ``max_half_thickness_mm`` from its own
     middle, around a hole (enclosed in-plane) of at least ``min_hole_cm2`` whose median lies at or
-    above the ``min_enclosed_rank`` quantile of the body. No HU value is read, so the answer is the
-    same after any increasing map of the values. Read on a strided copy of at most about ``n``
-    voxels. Sources: ``input_limits.json`` ``hu_check`` ``dark_shell``."""
+    above the ``min_enclosed_rank`` quantile of the body. No HU value is read: rims and holes are
+    ranks, the same after any increasing map of the values; only the body's split follows the
+    histogram's shape, and a curve that crushes muscle beside air (a sigmoid, an exp) leaves the
+    muscle with the air, so that no body is read (None: not told, never refused). Read on a
+    strided copy of at most about ``n`` voxels. Sources: ``input_limits.json`` ``hu_check`` ``dark_shell``."""
     import cc3d
     import edt
     from scipy import ndimage
@@ -453,7 +455,8 @@ def dark_shell(vol, n: int = 2_000_000) -> tuple[float, int] | None:
                 continue
             r = int(which[0])
             if r not in half:
-                half[r] = float(edt.edt(np.ascontiguousarray(rims == r), anisotropy=tuple(float(x) for x in sp[1:])).max())
+                rim_r = np.ascontiguousarray(rims == r)
+                half[r] = float(edt.edt(rim_r, anisotropy=tuple(float(x) for x in sp[1:])).max())
             if half[r] <= SHELL_MAX_HALF_MM and np.median(b[k][box][hole]) >= bright:
                 area += float(hole.sum()) * px_cm2
         total += area
@@ -470,7 +473,7 @@ def dark_shell_problem(vol, n: int = 2_000_000) -> str | None:
     shell = dark_shell(vol, n)
     if shell is None or shell[0] < SHELL_MIN_CM2:
         return None
-    return (f"{shell[0]:.0f} cm² of bright tissue (above the {SHELL_MIN_RANK * 100:g}th percentile of the body) lies "
+    return (f"{shell[0]:.0f} cm2 of bright tissue (above the {SHELL_MIN_RANK * 100:g}th percentile of the body) lies "
             f"enclosed by thin rims of its darkest {SHELL_DARK_Q:g}% on {shell[1]} axial slices: a T1 MR's bone (fatty "
             "marrow inside a cortex without signal), not a CT's (the cortex the densest tissue, round a less dense "
             "marrow)")
