@@ -19,9 +19,11 @@ A CT in HU shows air near -1000 HU (outside the body, lungs, bowel gas) and soft
   denser than any soft tissue (`subcutaneous_problem`: its fat above 200 HU, where a CT shows
   subcutaneous fat; trials 99 F3, 101 F2), on any field that shows the skin and the air beside it
   (air outside the body's outline, `outside_body`: not a lung, airway or bowel gas cut by a
-  crop's face). Still accepted: a crop of one inside the body (no room air in view), and many
-  T1 MRs mapped into the HU range by non-linear monotone curves (275 of 1000 maps of the sarcoma
-  T1 MRs: power 0.2-0.6, log, piecewise, exp, sigmoid; `t1_order_problem`). A refused crop
+  crop's face); or mapped into the HU range by a non-linear increasing curve, told by its bone
+  (`dark_shell_problem`: bright marrow inside thin rims of the darkest tissue, read by order only).
+  Still accepted: a crop of one inside the body (no room air in view), and T1 MRs mapped
+  non-linearly whose field holds no bone, or whose curve crushes muscle beside air (129 of 1000
+  maps of the sarcoma T1 MRs, 275 before `dark_shell_problem`). A refused crop
   narrower than ``judge_min_mm`` is told it may be too small to judge (`too_small_to_judge`).
 
 The image is judged on its axial slices (`axial_view`): the same answer in every storage order.
@@ -78,6 +80,12 @@ SKIN_MM = float(_H["skin_mm"])
 MIN_SUBCUT_ML = float(_H["min_subcutaneous_ml"])
 JUDGE_MIN_MM = float(_H["judge_min_mm"])
 MAX_BONE_OF_BODY_OFFSET = float(_H["max_bone_of_body_for_offset"])  # shifted: fat of a T1 MR as bone
+_S = _H["dark_shell"]
+SHELL_DARK_Q = float(_S["darkest_percent"])       # a cortex on T1: among the darkest of the body's outline
+SHELL_MAX_HALF_MM = float(_S["max_half_thickness_mm"])
+SHELL_MIN_RANK = float(_S["min_enclosed_rank"])
+SHELL_MIN_HOLE_CM2 = float(_S["min_hole_cm2"])
+SHELL_MIN_CM2 = float(_S["min_total_cm2"])
 MAX_LABEL_VALUES = 255  # a label map holds fewer distinct values (TotalSegmentator: 117 classes); a CT
 # of a few hundred mm in HU holds thousands (air -1000 to bone above 1000, 1 HU steps)
 _UNREAD = object()  # a layer (`subcutaneous_layer`) not read yet
@@ -178,17 +186,19 @@ def outside_body(body: np.ndarray) -> np.ndarray:
     return out
 
 
-def room_air_mask(vol, s: int, body: np.ndarray | None = None) -> np.ndarray:
+def room_air_mask(vol, s: int, body: np.ndarray | None = None, air: np.ndarray | None = None) -> np.ndarray:
     """Room air on ``vol.array[::s, ::s, ::s]`` (bool, k, j, i): air-band voxels that survive an
     in-plane opening with a disc ``room_air_min_width_mm`` wide (a wide air space, not the noise
     of aerated lung nor a cut segmental bronchus) and are connected to the in-plane border (the
     first and last row and column of every slice). With ``body`` (`body_mask` of that strided
     array), only air outside the body's outline (`outside_body`: not a lung, airway or bowel gas,
-    even cut by a crop's face). Empty for a crop inside the patient."""
+    even cut by a crop's face). With ``air`` (bool, that strided shape), that instead of the air band
+    (`dark_shell`: what is darker than the body by the image's own histogram). Empty for a crop
+    inside the patient."""
     from scipy import ndimage
 
     b = vol.array[::s, ::s, ::s]
-    air = (b >= AIR_BAND[0]) & (b <= AIR_BAND[1])
+    air = (b >= AIR_BAND[0]) & (b <= AIR_BAND[1]) if air is None else air
     if b.ndim != 3 or min(b.shape[1:]) < 3 or not air.any():
         return np.zeros(b.shape, bool)
     if body is not None:
@@ -320,7 +330,7 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None, layer=_U
     sarcoma T1 MRs into -1000..100-2000: 275 accepted, power 0.2-0.6 126/150, log 71/150, piecewise
     32/150, exp 11/150, sigmoid 7/90, power 0.7-5 28/210, clipped-linear 0/100; the rank of the
     layer under the skin among the body's tissue did not separate them from fat-rich real CT
-    crops), and
+    crops; `dark_shell_problem` tells 146 of them by their bone), and
     any crop inside the body (no room air in view), since a CT's crop of a lung needs no rib.
     Sources: ``input_limits.json`` ``hu_check`` (``t1_order_reason``, ``t1_order_fat_layer_reason``,
     ``t1_order_source``, ``tissue_hu_source``)."""
@@ -361,6 +371,112 @@ def t1_order_problem(vol, v: np.ndarray, n: int = 2_000_000, skin=None, layer=_U
             f"(median of {layer[1]:.0f} mL), above subcutaneous fat ({FAT_HU[0]:g}..{FAT_HU[1]:g} HU), with "
             f"{layer[2] * 100:.0f}% of the tissue {SUPERFICIAL_MM:g}-{BENEATH_MM:g} mm under the skin reading as lung, "
             f"and {tail}")
+
+
+def dark_shell(vol, n: int = 2_000_000) -> tuple[float, int] | None:
+    """(cm², slices): the area of bright tissue enclosed by thin rims of the darkest tissue on the
+    axial slices of ``vol`` (a `Volume`, array k, j, i; spacing in mm), summed over its slices, and
+    the number of slices that show some; None when it cannot be read (no body, no air beside it,
+    a single value).
+
+    A bone on a CT is its cortex, the densest tissue of the body, round a less dense marrow; on a
+    T1-weighted MR the cortex gives no signal (as air does) round fatty marrow, among the
+    brightest tissue. Any monotone map of the MR into HU keeps that order: the marrow stays
+    enclosed by a thin rim of the image's darkest voxels. Read by order only: the body is what lies
+    above the lowest of a three-class Otsu split of the image's own histogram (`body_mask`'s rule
+    of tissue thicker than ``superficial_depth_mm``), room air what lies below it outside the
+    body's outline (`room_air_mask`); a rim is a 2-D component of the darkest ``darkest_percent``
+    of what lies inside the outline (not room air) at most ``max_half_thickness_mm`` from its own
+    middle, around a hole (enclosed in-plane) of at least ``min_hole_cm2`` whose median lies at or
+    above the ``min_enclosed_rank`` quantile of the body. No HU value is read: rims and holes are
+    ranks, the same after any increasing map of the values; only the body's split follows the
+    histogram's shape, and a curve that crushes muscle beside air (a sigmoid, an exp) leaves the
+    muscle with the air, so that no body is read (None: not told, never refused). Read on a
+    strided copy of at most about ``n`` voxels. Sources: ``input_limits.json`` ``hu_check`` ``dark_shell``."""
+    import cc3d
+    import edt
+    from scipy import ndimage
+    from skimage.filters import threshold_multiotsu
+
+    if not hasattr(vol, "spacing_kji") or np.ndim(vol.array) != 3:
+        return None
+    a = vol.array
+    s = max(1, int(np.ceil((a.size / n) ** (1 / 3))))
+    b = np.asarray(a[::s, ::s, ::s], np.float32)
+    if min(b.shape[1:]) < 3:
+        return None
+    sp = np.abs(np.asarray(vol.spacing_kji, float)) * s
+    sample = b.ravel()[:: max(1, b.size // 200_000)]
+    if np.unique(sample).size < 3:   # a constant or two-valued crop: no three classes
+        return None
+    try:
+        t = float(threshold_multiotsu(sample, classes=3)[0])
+    except ValueError:   # too few distinct values once binned
+        return None
+    tissue = b > t
+    if not tissue.any():
+        return None
+    deep = edt.edt(np.ascontiguousarray(tissue), anisotropy=tuple(float(x) for x in sp)) > SUPERFICIAL_MM
+    if not deep.any():
+        return None
+    lab = cc3d.connected_components(tissue, connectivity=6)
+    ids = np.unique(lab[deep])
+    body = np.isin(lab, ids[ids > 0])
+    room = room_air_mask(vol, s, body, air=~tissue)
+    if not room.any():
+        return None
+    inside = np.zeros(b.shape, bool)
+    for k in np.flatnonzero(body.any(axis=(1, 2))):
+        inside[k] = ndimage.binary_fill_holes(body[k]) & ~room[k]
+    within = b[inside]
+    if within.size < 100 or within.min() == within.max():
+        return None
+    dark = float(np.percentile(within, SHELL_DARK_Q))
+    bright = float(np.percentile(b[body], 100.0 * SHELL_MIN_RANK))
+    px_cm2 = float(sp[1] * sp[2]) / 100.0
+    total, slices = 0.0, 0
+    for k in np.flatnonzero(inside.any(axis=(1, 2))):
+        rim = (b[k] <= dark) & inside[k]
+        holes = ndimage.binary_fill_holes(rim) & ~rim
+        if not holes.any():
+            continue
+        rims, _ = ndimage.label(rim)
+        hl, _ = ndimage.label(holes)
+        half, area = {}, 0.0
+        for h, box in enumerate(ndimage.find_objects(hl), 1):
+            box = tuple(slice(max(o.start - 1, 0), o.stop + 1) for o in box)
+            hole = hl[box] == h
+            if hole.sum() * px_cm2 < SHELL_MIN_HOLE_CM2:
+                continue
+            ring = ndimage.binary_dilation(hole) & ~hole
+            which = np.unique(rims[box][ring])
+            which = which[which > 0]
+            if which.size != 1:   # enclosed by one rim, not by the crop's edge or two tissues
+                continue
+            r = int(which[0])
+            if r not in half:
+                rim_r = np.ascontiguousarray(rims == r)
+                half[r] = float(edt.edt(rim_r, anisotropy=tuple(float(x) for x in sp[1:])).max())
+            if half[r] <= SHELL_MAX_HALF_MM and np.median(b[k][box][hole]) >= bright:
+                area += float(hole.sum()) * px_cm2
+        total += area
+        slices += area > 0
+    return total, slices
+
+
+def dark_shell_problem(vol, n: int = 2_000_000) -> str | None:
+    """Why ``vol`` reads as a T1 MR by its bone (one clause), or None: at least ``min_total_cm2``
+    of bright tissue enclosed by thin rims of the darkest (`dark_shell`), a T1 MR's fatty marrow
+    inside a cortex without signal, mapped into HU by any increasing curve (inputs104: the sarcoma
+    T1 MRs' non-linear maps that the tissue-order tests accept). Not told: a T1 MR without bone in
+    view (STS_002, STS_008). Sources: ``input_limits.json`` ``hu_check`` ``dark_shell``."""
+    shell = dark_shell(vol, n)
+    if shell is None or shell[0] < SHELL_MIN_CM2:
+        return None
+    return (f"{shell[0]:.0f} cm2 of bright tissue (above the {SHELL_MIN_RANK * 100:g}th percentile of the body) lies "
+            f"enclosed by thin rims of its darkest {SHELL_DARK_Q:g}% on {shell[1]} axial slices: a T1 MR's bone (fatty "
+            "marrow inside a cortex without signal), not a CT's (the cortex the densest tissue, round a less dense "
+            "marrow)")
 
 
 def too_small_to_judge(vol) -> str:
@@ -527,10 +643,12 @@ def _hu_problem(vol) -> str | None:
         t1 = t1_order_problem(vol, inner, layer=layer)
         # fat above soft tissue under the skin: no real CT or crop of one shows it, whatever its size
         fat = None if t1 else subcutaneous_problem(vol, layer)
-        if t1 is None and fat is None:
+        # bone read by order alone: a T1 MR mapped by any increasing curve (inputs104)
+        shell = None if t1 or fat else dark_shell_problem(vol)
+        if t1 is None and fat is None and shell is None:
             return None
-        return (f"it does not look like a CT in HU: {t1 or fat} (an MR, or values shifted or rescaled); give a CT "
-                f"in HU (air -1000, water 0){too_small_to_judge(vol) if t1 else ''}")
+        return (f"it does not look like a CT in HU: {t1 or fat or shell} (an MR, or values shifted or rescaled); give "
+                f"a CT in HU (air -1000, water 0){too_small_to_judge(vol) if t1 else ''}")
     if offset:
         lo = float(inner.min())
         # the offset as the image shows it: its air's median (air is -1000 HU by definition; trial
