@@ -143,7 +143,7 @@ def border_air_fraction(a: np.ndarray) -> float:
     return float(np.mean((f >= AIR_BAND[0]) & (f <= AIR_BAND[1])))
 
 
-def body_mask(b: np.ndarray, spacing_kji) -> np.ndarray:
+def body_mask(b: np.ndarray, spacing_kji, threshold: float = NOT_AIR_HU) -> np.ndarray:
     """The patient's body on ``b`` (k, j, i, HU; ``spacing_kji`` in mm): bool, the 6-connected
     regions above -500 HU (tissue; not air, aerated lung, foam pads or mattress) that hold tissue
     deeper than ``superficial_depth_mm`` (15 mm) from anything below -500 HU: tissue beneath the
@@ -154,7 +154,7 @@ def body_mask(b: np.ndarray, spacing_kji) -> np.ndarray:
     import cc3d
     import edt
 
-    tissue = b > NOT_AIR_HU
+    tissue = b > threshold   # NOT_AIR_HU; `dark_shell` gives the image's own tissue/air cut
     if not tissue.any():
         return tissue
     deep = edt.edt(np.ascontiguousarray(tissue), anisotropy=tuple(float(x) for x in spacing_kji)) > SUPERFICIAL_MM
@@ -393,7 +393,6 @@ def dark_shell(vol, n: int = 2_000_000) -> tuple[float, int] | None:
     histogram's shape, and a curve that crushes muscle beside air (a sigmoid, an exp) leaves the
     muscle with the air, so that no body is read (None: not told, never refused). Read on a
     strided copy of at most about ``n`` voxels. Sources: ``input_limits.json`` ``hu_check`` ``dark_shell``."""
-    import cc3d
     import edt
     from scipy import ndimage
     from skimage.filters import threshold_multiotsu
@@ -413,16 +412,10 @@ def dark_shell(vol, n: int = 2_000_000) -> tuple[float, int] | None:
         t = float(threshold_multiotsu(sample, classes=3)[0])
     except ValueError:   # too few distinct values once binned
         return None
-    tissue = b > t
-    if not tissue.any():
+    body = body_mask(b, sp, threshold=t)   # the regions holding tissue deeper than the superficial layer
+    if not body.any():
         return None
-    deep = edt.edt(np.ascontiguousarray(tissue), anisotropy=tuple(float(x) for x in sp)) > SUPERFICIAL_MM
-    if not deep.any():
-        return None
-    lab = cc3d.connected_components(tissue, connectivity=6)
-    ids = np.unique(lab[deep])
-    body = np.isin(lab, ids[ids > 0])
-    room = room_air_mask(vol, s, body, air=~tissue)
+    room = room_air_mask(vol, s, body, air=~(b > t))
     if not room.any():
         return None
     inside = np.zeros(b.shape, bool)
