@@ -130,9 +130,10 @@ def test_the_contrast_band_on_samples_is_the_whole_ct_band():
     """Issue 20: the contrast phase's band blurs only the lines through its samples
     (`bones.contrast_blood_band_of_ct`, `at_common_resolution_every`); the samples equal the
     whole CT's blur taken every f-th voxel, and the band equals `contrast_blood_band` on the
-    whole blurred CT: found on a contrast chest (a 350 HU pool), None on a plain one (50 HU)."""
+    whole blurred CT: found on a contrast chest (a 350 HU pool), None on a plain one (50 HU); and
+    the phase read on every choice of blurred axes (`contrast_blood_seen_of_ct`) is the same."""
     from imagio.segmentation.bones import (_thick_step, at_common_resolution_every, contrast_blood_band,
-                                           contrast_blood_band_of_ct)
+                                           contrast_blood_band_of_ct, contrast_blood_seen_of_ct)
 
     sp = (2.5, 0.7, 0.7)
     ml = 2.5 * 0.7 * 0.7 / 1000
@@ -147,3 +148,5 @@ def test_the_contrast_band_on_samples_is_the_whole_ct_band():
         whole = contrast_blood_band(full, np.ones(a.shape, bool), ml, sp)
         assert (whole is not None) == found
         assert contrast_blood_band_of_ct(a, sp, ml) == whole
+        # the phase alone, read on each choice of blurred axes without the resolution estimate
+        assert contrast_blood_seen_of_ct(a, sp, ml) == found

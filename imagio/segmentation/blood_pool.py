@@ -46,6 +46,13 @@ def contrast_pool_band(ct: Volume, body: np.ndarray | None = None) -> tuple[floa
     return None if band is None else (float(band[0]), float(band[1]))
 
 
+def contrast_pool_seen(ct: Volume) -> bool:
+    """``contrast_pool_band(ct) is not None`` (the contrast phase), the same answer, mostly without
+    reading the CT's resolution (`bones.contrast_blood_seen_of_ct`). Raises InputError for a
+    non-CT input (`common.check_ct`)."""
+    return bn.contrast_blood_seen_of_ct(check_ct(ct), ct.spacing_kji, ct.voxel_volume_ml)
+
+
 def _band_at_common_resolution(ct: Volume, body: np.ndarray):
     """(the CT at the common resolution, float32 [k, j, i]; its contrast blood pool's HU band or
     None): `bones.contrast_blood_band` as `contrast_pool_band` and `_pool_density` read it."""
