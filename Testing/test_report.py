@@ -426,6 +426,21 @@ def test_the_ct_digest_does_not_see_the_sign_of_a_rounded_zero():
     assert world_digest(Volume(arr, a)) == world_digest(Volume(arr, b))
 
 
+def test_the_digest_of_an_integer_image_is_that_of_its_float_copy():
+    """Issue 20: `volume.world_digest` hashes an integer image's values as they are (int32), not
+    rounded through a float64 copy of each slice; the digest is that of the same image as float64
+    (rounded as before), for a CT (int16, negative HU) and label maps (uint8, uint16, bool)."""
+    from imagio.volume import Volume, world_digest
+
+    rng = np.random.default_rng(1)
+    aff = np.diag([0.7, 0.8, 2.5, 1.0])
+    ct = rng.integers(-1024, 3000, (5, 6, 7)).astype(np.int16)
+    for arr in (ct, rng.integers(0, 256, (5, 6, 7)).astype(np.uint8),
+                rng.integers(0, 65536, (5, 6, 7)).astype(np.uint16), ct > 0):
+        assert world_digest(Volume(arr, aff)) == world_digest(Volume(arr.astype(np.float64), aff)), arr.dtype
+    assert world_digest(Volume(ct, aff)) != world_digest(Volume(ct + np.int16(1), aff))
+
+
 def test_report_draws_the_plan_only_over_the_label_map_it_was_made_on(planned, tmp_path, capsys):
     """New-user trial 39 (M2): `report --labels` with another label map (mirrored left-right) drew the
     plan over it without a word: the tumour outline on the other side, a vessel across the needle.

@@ -195,8 +195,12 @@ def world_digest(vol: "Volume") -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(np.asarray(canon.shape, np.int64).tobytes())
     h.update((np.round(np.asarray(canon.ijk_to_ras, float), 2) + 0.0).tobytes())   # + 0.0: -0.0 (a -1e-7 cosine) is 0.0
+    # an integer image is whole already: its values straight to int32, the same bytes as rounding
+    # them through a float64 copy per slice (issue 20: the CT and the label map of every plan)
+    dt = canon.array.dtype
+    whole = (dt.kind in "ib" and dt.itemsize <= 4) or (dt.kind == "u" and dt.itemsize <= 2)   # exact in int32
     for sl in canon.array:
-        h.update(np.rint(sl).astype(np.int32).tobytes())
+        h.update((sl if whole else np.rint(sl)).astype(np.int32).tobytes())
     return h.hexdigest()
 
 

@@ -965,9 +965,9 @@ def contrast_phase(ct: Volume, labels: Volume | None, pool: bool = False) -> boo
         vessels = [v for v, n in labels.labels.items() if any(w in n for w in words)]
         seen = contrast_enhanced(ct, labels, vessels)
     if seen is None and pool:
-        from ..segmentation.blood_pool import contrast_pool_band
+        from ..segmentation.blood_pool import contrast_pool_seen
 
-        seen = contrast_pool_band(ct) is not None
+        seen = contrast_pool_seen(ct)   # = contrast_pool_band(ct) is not None
     return seen
 
 

@@ -39,8 +39,18 @@ def contrast_pool_band(ct: Volume, body: np.ndarray | None = None) -> tuple[floa
     resolution (as `rules.segment_masks` decides "contrast CT"), within ``body`` (bool [k, j, i];
     every voxel when None: the band is a peak of thick 150-700 HU tissue, which a couch or a
     cable is not). Raises InputError for a non-CT input (`common.check_ct`)."""
-    band = _band_at_common_resolution(ct, np.ones(ct.shape, bool) if body is None else body)[1]
+    if body is None:   # the band alone (the contrast phase): the blurred CT on the band's samples only
+        band = bn.contrast_blood_band_of_ct(check_ct(ct), ct.spacing_kji, ct.voxel_volume_ml)
+    else:
+        band = _band_at_common_resolution(ct, body)[1]
     return None if band is None else (float(band[0]), float(band[1]))
+
+
+def contrast_pool_seen(ct: Volume) -> bool:
+    """``contrast_pool_band(ct) is not None`` (the contrast phase), the same answer, mostly without
+    reading the CT's resolution (`bones.contrast_blood_seen_of_ct`). Raises InputError for a
+    non-CT input (`common.check_ct`)."""
+    return bn.contrast_blood_seen_of_ct(check_ct(ct), ct.spacing_kji, ct.voxel_volume_ml)
 
 
 def _band_at_common_resolution(ct: Volume, body: np.ndarray):

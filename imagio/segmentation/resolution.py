@@ -55,12 +55,20 @@ def _pair_variance(a: np.ndarray, m: np.ndarray, ax: int, d: int) -> tuple[float
     n = int(both.sum())
     if n < MIN_PAIRS:
         return float("nan"), n
-    diff = a[tuple(s1)][both].astype(np.float64) - a[tuple(s0)][both]
-    q25, q75 = np.percentile(diff, [25, 75])
+    if a.dtype.kind in "iu" and a.itemsize <= 2:
+        # integer HU: the differences are whole numbers, exact in int32 and float64, and the
+        # median of whole numbers is the 50th percentile to the bit ((x + y) / 2 = y - (y - x) / 2
+        # exactly): one partition for the three order statistics instead of two (speed, issue 20)
+        diff = (a[tuple(s1)][both].astype(np.int32) - a[tuple(s0)][both]).astype(np.float64)
+        q25, med, q75 = np.percentile(diff, [25, 50, 75])
+    else:
+        diff = a[tuple(s1)][both].astype(np.float64) - a[tuple(s0)][both]
+        q25, q75 = np.percentile(diff, [25, 75])
+        med = None
     sd = (q75 - q25) / 1.349
     if sd <= 0:
         return float("nan"), n
-    diff = diff[np.abs(diff - np.median(diff)) < 4 * sd]
+    diff = diff[np.abs(diff - (np.median(diff) if med is None else med)) < 4 * sd]
     return float(np.mean((diff - diff.mean()) ** 2)), n
 
 
@@ -110,7 +118,10 @@ def _estimate(a: np.ndarray, spacing_kji) -> np.ndarray:
     # the tissue class is read on the image averaged over one common-resolution voxel: chosen on
     # single voxels, the noise itself would decide which pairs count (and bias their variance)
     size = np.maximum(1, np.rint(common / s)).astype(int)
-    mean = ndimage.uniform_filter(a.astype(np.float32, copy=False), size=tuple(size))
+    # an integer CT filtered straight into float32: the filter reads each voxel as a double either
+    # way (int16 -> float32 -> double is exact), without the float32 copy of the whole CT
+    mean = (ndimage.uniform_filter(a, size=tuple(size), output=np.float32) if a.dtype.kind in "iu" and a.itemsize <= 2
+            else ndimage.uniform_filter(a.astype(np.float32, copy=False), size=tuple(size)))
     soft = (mean > lo) & (mean < hi)
     del mean
     if not soft.any():
@@ -121,7 +132,8 @@ def _estimate(a: np.ndarray, spacing_kji) -> np.ndarray:
         f += 1
     for ax in range(3):
         sub = tuple(slice(None) if i == ax else slice(None, None, f) for i in range(3))
-        av, mv = a[sub], deep[sub]
+        # contiguous copies, read once per lag below (a strided view was gathered 2 x n_lag times)
+        av, mv = np.ascontiguousarray(a[sub]), np.ascontiguousarray(deep[sub])
         n_cor = max(1, int(np.ceil(2 * common / s[ax])))  # lags within the correlation
         n_lag = 2 * n_cor  # ... and as many beyond it, for the texture's trend
         if mv.shape[ax] <= n_lag:
