@@ -21,10 +21,11 @@ COVERS = {"LB1+2": {"LB1+2"}, "LB3": {"LB3"}, "lingular_bronchus": {"LB4", "LB5"
           "LB5": {"LB5"}, "left_upper_division_bronchus": {"LB1+2", "LB3"}, "LB3+4+5": {"LB3", "LB4", "LB5"}}
 
 
-def _lul_tree(trunk_mm: float):
+def _lul_tree(trunk_mm: float, division_mm: float = 0.0):
     """The 'normal' variant tree with its left upper lobe replaced by known segments: LB1+2 at the
     lobar bronchus' end, then a trunk of ``trunk_mm`` (0: none, a trifurcation) to LB3 and the
-    lingula (LB4, LB5); each
+    lingula (LB4, LB5); with ``division_mm`` (``trunk_mm`` 0) LB1+2 and LB3 leave the end of an upper
+    division of that length (Boyden's bifurcate type) and the lingula the lobar bronchus' end; each
     segment a bronchus with two subsegmental branches. Returns (branches, {leaf end RAS: unit})."""
     gen = PT.variant_airway_tree("normal")
     lul = next(b for b in gen if b.name == "left_upper_lobe_bronchus")
@@ -52,10 +53,15 @@ def _lul_tree(trunk_mm: float):
             leaves.append((out[add(i, s, 1.8)].end, unit))
 
     top = new[lul.id]
-    o = out[top].end  # (-55, 12, 232)
-    segment(top, o + (-4, -8, 18), [o + (-10, -16, 34), o + (2, -6, 36)], "LB1+2")
-    tr = add(top, o + np.array([-0.5, 0.8, -0.3]) / np.linalg.norm([-0.5, 0.8, -0.3]) * trunk_mm, 2.8) if trunk_mm else top
+    o0 = out[top].end  # (-55, 12, 232)
+    # the upper division runs between its two segments (up, forward and out)
+    div = add(top, o0 + np.array([-0.5, 0.5, 1.0]) / np.linalg.norm([-0.5, 0.5, 1.0]) * division_mm, 3.0) \
+        if division_mm else top
+    o = out[div].end
+    segment(div, o + (-4, -8, 18), [o + (-10, -16, 34), o + (2, -6, 36)], "LB1+2")
+    tr = add(top, o + np.array([-0.5, 0.8, -0.3]) / np.linalg.norm([-0.5, 0.8, -0.3]) * trunk_mm, 2.8) if trunk_mm else div
     segment(tr, out[tr].end + (-5, 17, 1), [out[tr].end + (-16, 30, 4), out[tr].end + (0, 32, 2)], "LB3")
+    tr = tr if trunk_mm or not division_mm else top
     ling = add(tr, out[tr].end + (-6, 10, -10), 2.6, "lingular")
     segment(ling, out[ling].end + (-10, 10, -2), [out[ling].end + (-22, 18, 0), out[ling].end + (-14, 24, -6)], "LB4")
     segment(ling, out[ling].end + (-2, 10, -12), [out[ling].end + (-6, 16, -26), out[ling].end + (2, 22, -20)], "LB5")
@@ -198,3 +204,21 @@ def test_atm_left_upper_lobe_segments_by_direction_and_agreement(atm_trees, case
         except AssertionError as e:
             raise AssertionError(f"{case} {team}: {e}") from e
     _check_agreement(trees)
+
+
+@pytest.mark.slow
+def test_segments_below_the_upper_division_are_named():
+    """LB1+2 and LB3 leaving the end of a 10 mm upper division (Boyden's bifurcate type): the trunk is
+    the left upper division and the two segments below it are named LB1+2 and LB3, as they are where
+    the three leave one point (new-user trial 106 L7: ATM 305 re-gridded 42 degrees found the division
+    a few mm longer than the original grid did, and the original's LB1+2 and LB3 became one
+    'left_upper_division_bronchus' with nothing named below it; main's rule named no segment below a
+    common trunk)."""
+    gen, leaves = _lul_tree(0.0, division_mm=10.0)
+    t = _oblique(gen)
+    names = {b.name for b in t.branches}
+    assert {"left_upper_division_bronchus", "LB1+2", "LB3"} <= names, \
+        sorted(n for n in names if n.startswith(("LB", "ling", "left")))
+    for n in ("left_upper_division_bronchus", "LB1+2", "LB3", "lingular_bronchus"):
+        assert set(_units_of(t, n, leaves)) <= COVERS[n], (n, set(_units_of(t, n, leaves)))
+    assert set(_units_of(t, "LB3", leaves)) == {"LB3"} and set(_units_of(t, "LB1+2", leaves)) == {"LB1+2"}

@@ -137,3 +137,23 @@ def test_tilted_grid_whose_trachea_ends_below_its_top_names_the_tilt(tmp_path):
     tree = B.extract_tree(t.with_array(m.astype(np.uint8)), root_check=False)
     with pytest.raises(InputError, match=r"tilted \d+ degrees"):
         check_root(tree)
+
+
+@pytest.mark.data
+def test_tilted_grid_trachea_cut_obliquely_is_one_branch(tmp_path):
+    """ATM 307 (timi) re-gridded 35 degrees about L-R, uncut (new-user trial 106 L7): the trachea's
+    flat top (the scan's edge) is oblique on the new grid and ends inside it. Its top section left
+    after the crescent trim is a ragged oblique cut; TEASAR's paths into the continuation above it left
+    two 15-17 mm side branches at the root, longer than the spur test allows, and the route read
+    'trachea', 'trachea' (two branches, one name). Checked: one branch named trachea, the root's
+    branch; it divides into the two main bronchi (the carina); the route names no airway twice."""
+    *_, t = _rotated("ATM_307_0000_pred_timi.nii.gz", tmp_path, 35.0, 0.0, False)
+    tree = B.extract_tree(t, root_check=False)
+    names = [b.name for b in tree.branches]
+    assert names.count("trachea") == 1, [(b.id, b.parent, b.name, round(b.length_mm, 1)) for b in tree.branches[:4]]
+    top = tree.branches[tree.branch_of[tree.root]]
+    assert top.name == "trachea"
+    assert sorted(tree.branches[c].name for c in top.children) == ["left_main_bronchus", "right_main_bronchus"]
+    route = B.plan_route(tree, B.Target.from_point(np.array((-48.1, -53.8, -879.2))), "thin")
+    rn = route_names(route.branch_names)
+    assert len(rn) == len(set(rn)) and rn[:2] == ["trachea", "left_main_bronchus"], rn

@@ -106,7 +106,8 @@ def allowed_truth_names(name: str, truth_names) -> set:
     segs = _segments(name)
     if segs == {name}:
         return {name}
-    return segs | {t for t in truth_names if t.endswith("_trunk") and _segments(t) <= segs}
+    # itself too: LB1+2 (apicoposterior) is one segment of the left lung, the phantom's name for it
+    return segs | {name} | {t for t in truth_names if t.endswith("_trunk") and _segments(t) <= segs}
 
 
 TERRITORY_MATCH = 0.8   # share of a named branch's terminal points that must lie in its namesake's subtree

@@ -667,17 +667,16 @@ def _segments(tree, T) -> list[str]:
 
     br = tree.branches
     warn: list[str] = []
-    todo = [b.id for b in br if b.name in SEGMENTS]
+    todo = [(b.id, SEGMENTS[b.name]) for b in br if b.name in SEGMENTS]
     done = set()
     while todo:
-        bid = todo.pop(0)
+        bid, protos = todo.pop(0)
         name = br[bid].name
         if (name, bid) in done:
             continue
         done.add((name, bid))
         if sum(1 for b in br if b.name == name) != 1:
             continue  # a split lobar bronchus: its segments are not resolved by this rule
-        protos = SEGMENTS[name]
         least = SEGMENT_SHARE / len(protos) * T.sub_len[bid]  # the airway length of a segmental bronchus
         stem = [bid]
         # the first branch point below the lobar bronchus with segment-sized branches (pieces merged)
@@ -735,7 +734,14 @@ def _segments(tree, T) -> list[str]:
                 warn.append(f"branch {expanded[r]} named {nm} with low confidence {conf:.2f} ({why}): check the "
                             "route's segmental names")
             if nm in SEGMENTS:
-                todo.append(expanded[r])
+                todo.append((expanded[r], SEGMENTS[nm]))
+            elif len(cs) > 1:
+                # a common trunk (RB2+3, the left upper division, ...) divides into the segmental bronchi it
+                # carries (Boyden 1955): named below it as below the lobar branch point, so that one tree
+                # whose skeleton puts the trunk's branch point a few mm further down (a re-gridded scan) names
+                # the same segments (ATM 305 re-gridded 42 degrees, new-user trial 106 L7: LB1+2 and LB3 of the
+                # original grid were one unnamed-beneath 'left_upper_division_bronchus', RB2+3 became RB2, RB3)
+                todo.append((expanded[r], {names[c]: protos[names[c]] for c in sorted(cs)}))
     return warn
 
 

@@ -283,11 +283,11 @@ def extract_tree(airways: Volume, mask: np.ndarray | None = None, progress=None,
     import edt
 
     dbf = edt.edt(crop, anisotropy=tuple(float(s) for s in sp), black_border=False)
-    pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
+    pts, radius, edges, top_lumen = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     prog(0.6, "rooted tree")
     lumen = airways.with_array(m.astype(np.uint8))   # the airway mask as a Volume (junctions stay in it)
     tree = _rooted_tree(pts, radius, edges, lobes, voxel_mm=float(np.max(sp)), lumen=lumen, up=face.up,
-                        reach_top=face.reach_top)
+                        reach_top=face.reach_top, top_lumen=top_lumen)
     tree.voxel_diag_mm = float(np.linalg.norm(sp))
     tree.top_gap_mm = top_gap_mm
     tree.top_view = trachea_in_view(m, airways, axis, up) if top_gap_mm == 0 else None   # refused by route.check_root
@@ -375,7 +375,9 @@ def _ext_to_world(airways: Volume, lo, axis: int, n_pad: int, at_start: bool):
 def _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways):
     """The skeleton of the extended crop (``_extend_top``; vertices in mm of the crop's [k, j, i]
     grid, ``sp`` mm per voxel) back on the image: (points RAS mm [N, 3], lumen radius mm [N] from
-    the crop's distance map ``dbf``, edges [E, 2]), the extension's points dropped."""
+    the crop's distance map ``dbf``, edges [E, 2], ``top_lumen`` [N] int: for the points on the crop's
+    superior section (where the extension is glued) the 2-D lumen (8-connected component, 1, 2, ...)
+    of that section they lie in, 0 elsewhere), the extension's points dropped."""
     kji = verts / sp
     if at_start:
         kji[:, axis] -= n_pad
@@ -389,7 +391,15 @@ def _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
     kji = kji[keep]
     ik = np.clip(np.rint(kji).astype(int), 0, np.array(crop.shape) - 1)
     radius = dbf[ik[:, 0], ik[:, 1], ik[:, 2]].astype(float)
-    return airways.kji_to_world(kji + lo), radius, edges
+    import cc3d
+
+    top_i = 0 if at_start else crop.shape[axis] - 1
+    sec = cc3d.connected_components(np.ascontiguousarray(np.take(crop, top_i, axis=axis)), connectivity=8)
+    on_top = ik[:, axis] == top_i
+    top_lumen = np.zeros(len(ik), np.int64)
+    inplane = np.delete(ik[on_top], axis, axis=1)
+    top_lumen[on_top] = sec[inplane[:, 0], inplane[:, 1]]
+    return airways.kji_to_world(kji + lo), radius, edges, top_lumen
 
 
 def _lr_axis(vol: Volume, top_axis: int) -> int:
@@ -437,11 +447,11 @@ def _check_root_dependence(tree: AirwayTree, ext, sp, axis, n_pad, at_start, cro
         verts, edges = _skeleton(flipped, sp, _top_root(flipped, axis, at_start, sp, to_world))
         verts = np.asarray(verts, float).copy()
         verts[:, lr] = (ext.shape[lr] - 1) * float(sp[lr]) - verts[:, lr]   # back to ext's own index order
-        pts, radius, edges = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
+        pts, radius, edges, top_lumen = _centreline(verts, edges, sp, axis, n_pad, at_start, crop, lo, dbf, airways)
         full = np.zeros(airways.shape, np.uint8)   # the tree's lumen (its mask piece) on the image grid
         full[tuple(slice(int(a), int(a) + n) for a, n in zip(lo, crop.shape))] = crop
         other = _rooted_tree(pts, radius, edges, lobes, voxel_mm=tree.voxel_mm, lumen=airways.with_array(full),
-                             up=face.up, reach_top=face.reach_top)
+                             up=face.up, reach_top=face.reach_top, top_lumen=top_lumen)
         other.voxel_diag_mm = tree.voxel_diag_mm
         hit = root_dependence(tree, other)
         _ROOT_CHECKED.clear()   # one case
@@ -506,11 +516,12 @@ def _gap_warnings(tree: AirwayTree, gaps: list, vol: Volume, lo, leaks: list = (
 
 def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: Volume | None = None,
                  voxel_mm: float = 0.0, lumen: Volume | None = None, up=(0.0, 0.0, 1.0),
-                 reach_top: bool = False) -> AirwayTree:
+                 reach_top: bool = False, top_lumen: np.ndarray | None = None) -> AirwayTree:
     """The tree of the centreline (``pts`` [N, 3] RAS mm, ``radius`` [N] mm, ``edges`` [E, 2]) rooted at
     the trachea's top: the widest point within a voxel of the centreline's top along ``up`` (unit RAS
     [3]: the outward normal of the image face that cuts the mask at its superior end, or S where the
-    mask ends inside the image, `top_face.TopFace.up`)."""
+    mask ends inside the image, `top_face.TopFace.up`). ``top_lumen`` [N] (`_centreline`): the lumen of
+    the mask's superior section each point lies in (0: not on it), for ``_prune``."""
     n = len(pts)
     w = np.linalg.norm(pts[edges[:, 0]] - pts[edges[:, 1]], axis=1) + 1e-6
     g = coo_matrix((np.r_[w, w], (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])),
@@ -555,10 +566,11 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     remap = -np.ones(n, np.int64)
     remap[keep] = np.arange(len(keep))
     pts, radius, dist = pts[keep], radius[keep], dist[keep]
+    top_lumen = None if top_lumen is None else np.asarray(top_lumen)[keep]
     parent = np.where(parent[keep] >= 0, remap[np.maximum(parent[keep], 0)], -1)
     root = int(remap[root])
     branches, branch_of = _split_branches(pts, radius, parent, root)
-    branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of)
+    branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of, top_lumen=top_lumen)
     # branch points where the branches' axes meet, not where the skeleton forked (junctions.py)
     alive = branch_of >= 0
     pts = pts.copy()
@@ -566,7 +578,7 @@ def _rooted_tree(pts: np.ndarray, radius: np.ndarray, edges: np.ndarray, lobes: 
     place_junctions(pts, radius, parent, alive, dist, inside)
     dist = _path_lengths(pts, parent, alive, root, dist)
     branches, branch_of = _split_branches(pts, radius, parent, root, alive)
-    branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of, alive=alive)
+    branches, branch_of = _prune(pts, radius, parent, root, branches, branch_of, alive=alive, top_lumen=top_lumen)
     tree = AirwayTree(pts, radius, parent, dist, branch_of, branches, root, voxel_mm=voxel_mm)
     tree.dropped_points = dropped
     _smooth_radius(tree)
@@ -689,11 +701,26 @@ def _split_branches(pts, radius, parent, root, alive=None):
     return branches, branch_of
 
 
-def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20, alive=None):
+def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20, alive=None, top_lumen=None):
     """Remove terminal spurs (short relative to the lumen where they leave their parent), then
     re-split so that a parent left with one child merges with it; until nothing changes.
-    ``alive`` [N] bool: the points still in the tree (default all)."""
+    ``alive`` [N] bool: the points still in the tree (default all).
+
+    ``top_lumen`` [N] (`_centreline`): a terminal branch that ends on the mask's superior section in
+    the trachea's lumen there (the 2-D lumen of that section nearest the root) is removed whatever
+    its length: one lumen cut by the image's top is one airway, the trachea, whose centreline is the
+    root's; another centreline leaving through it is TEASAR's path into the continuation of the mask
+    above the image (`_extend_top`), not an airway. On a grid tilted 35 degrees (ATM 307 re-gridded,
+    new-user trial 106 L7) the trachea's top section left after the crescent trim is a ragged oblique
+    cut whose far horn, continued upwards, drew two such paths; inside the image they were 15-17 mm
+    long, longer than the spur test allows at the trachea's 6-7 mm radius, and the trachea was split
+    in two branches both named 'trachea'. Lumens of the section other than the trachea's (upper-lobe
+    bronchi cut by the image's top, trial 90b) keep their branches."""
     alive = np.ones(len(pts), bool) if alive is None else alive.copy()
+    root_lumen = 0
+    if top_lumen is not None and np.any(top_lumen > 0):
+        on = np.flatnonzero(top_lumen > 0)
+        root_lumen = int(top_lumen[on[np.argmin(np.linalg.norm(pts[on] - pts[root], axis=1))]])
     for _ in range(rounds):
         dead = np.zeros(len(pts), bool)
         for b in branches:
@@ -704,6 +731,8 @@ def _prune(pts, radius, parent, root, branches, branch_of, rounds: int = 20, ali
             family = [b.parent] + [c for c in branches[b.parent].children if c != b.id]
             r_junction = max(float(np.median(radius[branches[f].point_ids])) for f in family)
             if b.length_mm < SPUR_FACTOR * r_junction + MIN_SPUR_MM:
+                dead[b.point_ids] = True
+            elif root_lumen and top_lumen[b.point_ids[-1]] == root_lumen:
                 dead[b.point_ids] = True
         if not dead.any():
             break
