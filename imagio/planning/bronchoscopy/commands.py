@@ -199,7 +199,8 @@ def _lungs_from_ct(ct, target, progress=None):
     ves = None
     if lung_b.any():
         p(0.62, "lung vessels around the target (CT resolution)")
-        ves, _, _ = vessels_and_blobs(box, lung_b, progress=p.sub(0.62, 1.0))
+        # the CT is judged whole (segment_masks above); the box around the target need not hold air
+        ves, _, _ = vessels_and_blobs(box, lung_b, progress=p.sub(0.62, 1.0), hu_checked=True)
         env_b |= ves
     p(1.0, "lungs and vessels done")
     return box.with_array(env_b.astype(np.uint8)), ves
@@ -228,7 +229,10 @@ def vessels_from_ct(ct, target, lungs, progress=None):
     from ...progress import Progress
     from ...segmentation.vessels import vessels_and_blobs
 
+    from ...segmentation.common import check_ct
+
     _check_in_ct(ct, target)
+    check_ct(ct)   # judged whole (its verdict kept): the box around the target need not hold air (trial 110)
     p = Progress(progress)
     box = tunnel_box(ct, target)
     lung_b = lungs.resample_like(box, order=0, fill=0).array > 0
@@ -237,7 +241,7 @@ def vessels_from_ct(ct, target, lungs, progress=None):
     ves = np.zeros(box.shape, bool)
     if lung_b.any():
         p(0.0, "lung vessels around the target (CT resolution)")
-        ves, _, _ = vessels_and_blobs(box, lung_b, progress=p.sub(0.0, 1.0))
+        ves, _, _ = vessels_and_blobs(box, lung_b, progress=p.sub(0.0, 1.0), hu_checked=True)
     p(1.0, "lung vessels done")
     env = (lungs.resample_like(box, order=0, fill=0).array > 0) | ves
     return box.with_array(env.astype(np.uint8)), ves
