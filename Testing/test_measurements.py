@@ -39,7 +39,8 @@ def _reader_mean(long_mm: float, short_mm: float) -> float:
     their mean to 0.1 mm, halves up."""
     from decimal import ROUND_HALF_UP, Decimal
 
-    tenth = [Decimal(repr(float(v))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP) for v in (long_mm, short_mm)]
+    # each axis as IMAGIO's tables show it (0.01 mm), then to 0.1 mm
+    tenth = [Decimal(f"{float(v):.2f}").quantize(Decimal("0.1"), rounding=ROUND_HALF_UP) for v in (long_mm, short_mm)]
     return float(((tenth[0] + tenth[1]) / 2).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
@@ -66,6 +67,8 @@ def test_mean_diameter_is_the_mean_of_the_axes_the_report_shows():
     from imagio.segmentation.measurements import lung_rads_mean_mm
 
     assert lung_rads_mean_mm(6.02, 5.86) == 6.0
+    # new-user trial 110: an axis of 25.7451 mm is shown 25.75 in the tables, which a reader takes to 25.8
+    assert lung_rads_mean_mm(25.7451, 21.29) == 23.6 == _reader_mean(25.7451, 21.29)
     rng = np.random.default_rng(107)
     for long_mm, short_mm in np.sort(np.round(rng.uniform(2, 40, (2000, 2)), 2), axis=1)[:, ::-1]:
         d = {"axial_long_axis_mm": float(long_mm), "axial_short_axis_mm": float(short_mm), "long_axis_mm": 50.0,

@@ -423,14 +423,17 @@ def measure(mask: np.ndarray, vol: Volume, ct: np.ndarray | None = None, kind: s
 
 def lung_rads_mean_mm(long_mm: float, short_mm: float) -> float:
     """Lung-RADS v2022's mean diameter (mm) of a nodule whose long and short axes (mm, one plane) are
-    ``long_mm`` and ``short_mm``: each axis measured to one decimal, then their mean to one decimal,
-    halves up (`lungrads.rounded_mm`), as a reader computes it from the axes the report shows
+    ``long_mm`` and ``short_mm``: each axis as the tables give it (0.01 mm), then to one decimal, then
+    their mean to one decimal, halves up (`lungrads.rounded_mm`), as a reader computes it from the axes the report shows
     (new-user trial 107 F5: 6.02 x 5.86 mm gave 5.9 mm, category 2, beside the shown axes "6.0 x 5.9",
     whose mean is 6.0 mm, category 3). Source: ``size_cut`` of ``lungrads_v2022.json``."""
     from decimal import Decimal
 
+    # each axis first as IMAGIO's tables give it, to 0.01 mm (new-user trial 110: 25.7451 mm, shown 25.75,
+    # went to 25.7 where a reader of the table takes 25.8: the mean 23.5 against the reader's 23.6)
+    tenths = [Decimal(repr(rounded_mm(round(float(v), 2)))) for v in (long_mm, short_mm)]
     # the mean of the two tenths in decimal: 0.5 * (21.9 + 11.2) is 16.549999... in binary, 16.5 not 16.6
-    return rounded_mm(float((Decimal(repr(rounded_mm(long_mm))) + Decimal(repr(rounded_mm(short_mm)))) / 2))
+    return rounded_mm(float((tenths[0] + tenths[1]) / 2))
 
 
 def _border_and_ring(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
