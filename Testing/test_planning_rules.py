@@ -390,3 +390,45 @@ def test_an_emphysema_label_carved_out_of_the_lung_is_aerated_lung_not_a_lobe():
     m = Evaluator(PlanningProblem.build(ct, carved, "lung_nodule", needle=Needle(200, 0, 0),
                                         constraints=Constraints(**FREE))).evaluate((-60.0, 0.0, 40.0))
     assert m.emphysema_pct > 20.0 and m.fissure_crossings == 1
+
+
+def test_a_solid_run_where_the_path_enters_the_lung_label_is_named_as_the_chest_wall_or_a_juxtapleural_nodule():
+    """New-user trial 110 (MED): on lung2 re-gridded obliquely the best path warned "7.5 mm of solid
+    tissue inside the lung ... (an unlabelled nodule or vessel on the path?)" at its pleural entry,
+    where the lung label reached past the CT's pleura into the chest wall. Solid tissue just inside
+    the lung label's edge is the chest wall or a juxtapleural nodule, which density cannot tell
+    apart: the run is still reported, and where it starts at the entry into the lung label it says
+    so; a run deeper in the lung (the unlabelled 10 mm ball) keeps its wording."""
+    from imagio.planning.planner import solid_runs_in_lung, starts_at_the_pleura
+    from imagio.segmentation.common import ras_coordinate
+
+    ct, lab = _lung_case()
+    x, y, z = (ras_coordinate(ct, a) for a in range(3))
+    # the lobe's label 6 mm past the CT's pleura at x = 45 (the CT keeps its chest wall, +40 HU there)
+    arr = np.where((x > 39) & (lab.array == 3), 40, ct.array).astype(np.int16)
+    ball = (x - 25) ** 2 + y ** 2 + (z + 20) ** 2 <= 5 ** 2
+    prob = PlanningProblem.build(ct.with_array(np.where(ball, 30, arr).astype(np.int16)), lab, "lung_nodule",
+                                 needle=Needle(200, 0, 0), constraints=Constraints(**FREE))
+    e = (60.0, 0.0, -20.0)
+    runs = solid_runs_in_lung(prob, e, prob.target.point_ras, 2.0)
+    assert len(runs) == 2, runs          # the rim at the entry and the ball
+    rim = min(runs, key=lambda r: -r[1][0])
+    deep = max(runs, key=lambda r: -r[1][0])
+    assert rim[1][0] > 39 and abs(deep[1][0] - 25.0) <= 1.5, runs
+    assert starts_at_the_pleura(prob, e, prob.target.point_ras, *rim)
+    assert not starts_at_the_pleura(prob, e, prob.target.point_ras, *deep)
+    # the planner's words for each (old code: both "an unlabelled nodule or vessel on the path?")
+    from imagio.planning import plan
+
+    from imagio.planning.problem import load_defaults
+
+    result = plan(prob)
+    checked = 0
+    for n, m in enumerate(result.proposals, 1):
+        for mm, at in solid_runs_in_lung(prob, m.entry_ras, m.target_ras, load_defaults()["warnings"]["solid_in_lung_mm"]):
+            checked += 1
+            said = [w for w in result.warnings if w.startswith(f"proposal {n}: {mm:.1f} mm of solid tissue")]
+            assert said, (n, mm, at)
+            pleura = starts_at_the_pleura(prob, m.entry_ras, m.target_ras, mm, at)
+            assert ("juxtapleural" in said[0]) == pleura and ("unlabelled nodule" in said[0]) != pleura, said[0]
+    assert checked, "no proposal with a solid run: the wording is not tested"

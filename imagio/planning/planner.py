@@ -213,9 +213,13 @@ class Plan:
                          f"{lim['clearance_within_mm']:g} mm of the needle radius + placement uncertainty "
                          f"({p.needle.widening_mm:.2f} mm); no structure of the label map covers it")
             for mm, at in solid_runs_in_lung(p, m.entry_ras, m.target_ras, lim["solid_in_lung_mm"]):
-                w.append(f"proposal {n}: {mm:.1f} mm of solid tissue inside the lung at {at} RAS mm (in the needle's "
+                pleura = starts_at_the_pleura(p, m.entry_ras, m.target_ras, mm, at)
+                w.append(f"proposal {n}: {mm:.1f} mm of solid tissue inside the lung"
+                         + (" label where the path enters it" if pleura else "") + f" at {at} RAS mm (in the needle's "
                          f"cylinder, radius + placement uncertainty {p.needle.widening_mm:.2f} mm), before the target "
-                         "(an unlabelled nodule or vessel on the path?); check it on the images" + (
+                         + ("(the chest wall, if the lung label reaches past this CT's pleura there, or a juxtapleural "
+                            "nodule)" if pleura else "(an unlabelled nodule or vessel on the path?)")
+                         + "; check it on the images" + (
                              "" if lung_vessels else "; no lung vessels are labelled: label them (imagio segment "
                              "--structures body,bones,lungs,airways,lung_vessels) to tell a vessel from a nodule"))
             # a mediastinum finding says what is unlabelled in the mediastinum; a run elsewhere (the
@@ -668,6 +672,30 @@ def position_alternatives(problem: PlanningProblem, table: ScoreTable, verifier,
                 break
         out[pos] = {"feasible_candidates": int(len(ok)), "best": best}
     return out
+
+
+def starts_at_the_pleura(problem: PlanningProblem, entry_ras, target_ras, run_mm: float, at_ras,
+                         step_mm: float = 0.5) -> bool:
+    """Whether a run of `solid_runs_in_lung` (``run_mm`` long, its middle at ``at_ras``, RAS mm) on the
+    segment entry -> target begins no more than one CT voxel diagonal after the segment first enters
+    the lung label: solid tissue at the pleura, which is the chest wall where the label reaches past
+    the CT's pleura (a label map from another grid or a smoothed outline: new-user trial 110, lung2 on
+    an oblique 1.2 x 1.2 x 3 mm re-grid, 7.5 mm "inside the lung" at the pleural entry of chest wall
+    +24 HU) or a juxtapleural nodule; the two cannot be told by density, so the warning names both."""
+    from .along import path_samples
+    from .problem import LUNG_PARENCHYMA
+
+    e, t = np.asarray(entry_ras, float), np.asarray(target_ras, float)
+    lung_vals = [v for v, n in problem.labels.labels.items() if n in LUNG_PARENCHYMA]
+    s, pts = path_samples(e, t, step_mm)
+    inside = problem.ct.contains_world(pts)
+    lung = np.zeros(len(s), bool)
+    lung[inside] = np.isin(problem.labels.sample(pts[inside], order=0), lung_vals)
+    if not lung.any():
+        return False
+    first = float(s[int(np.argmax(lung))])
+    start = float(np.linalg.norm(np.asarray(at_ras, float) - e)) - 0.5 * float(run_mm)
+    return start <= first + float(np.linalg.norm(problem.ct.spacing))
 
 
 def solid_runs_in_lung(problem: PlanningProblem, entry_ras, target_ras, min_mm: float,
