@@ -102,3 +102,23 @@ def test_lung1_lateral_chest_wall_crop(shared_data):
     assert (m["ribs"] & bone_t).sum() >= 0.90 * bone_t.sum()
     said = " ".join(meta["warnings"])
     assert "electrode" not in said, said   # the notes of `bones.skin_notes`
+
+
+def test_lung2_lateral_crop_with_the_arm_against_the_chest_is_refused_for_its_real_reason(shared_data):
+    """Known limit, stated (new-user trial 110, MED): lung2 cut to its lateral chest wall with the arm
+    against the chest ([k 20:45, j 180:331, i 20:131]): no room air and no skin over fat in view, so
+    the lung reaching the view's faces cannot be told from outside air by the body rules, and the
+    lungs are refused. The refusal said "no air-like region (< -400 HU) inside the body" for a view
+    holding 392 mL below -400 HU; it now names that air and why it was read as outside the patient."""
+    from imagio.errors import InputError
+
+    ct = read_image_once(shared_data / "pyradiomics-lung" / "lung2_image.nrrd")
+    c = ct.crop((20, 180, 20), (45, 331, 131))
+    air_ml = float(np.count_nonzero(c.array < -400)) * c.voxel_volume_ml
+    assert air_ml > 300.0
+    with pytest.raises(InputError) as e:
+        segment_masks(c, ["body", "lungs"])
+    said = str(e.value)
+    m = __import__("re").search(r"the (\d+) mL of air in view reaches the edge of the view and was read as outside", said)
+    assert m and abs(float(m.group(1)) - air_ml) <= 0.05 * air_ml, said   # old code: no such words
+    assert "\n" not in said

@@ -94,7 +94,15 @@ def lung_mask(ct: Volume, body: np.ndarray, airways: np.ndarray | None = None,
         air &= ~airways
     lab, n, counts = components(air, connectivity=6)
     if n == 0:
-        raise InputError("no lungs found: no air-like region (< -400 HU) inside the body")
+        # the air in view, all read as outside the patient: say so, not "no air" (new-user trial 110: a
+        # lateral chest-wall crop with the arm against the chest, 394 mL below -400 HU, no room air or
+        # skin over fat in view to tell the lung from the room's air by)
+        outside = float(np.count_nonzero((a < LUNG_HU) & ~body)) * ct.voxel_volume_ml
+        raise InputError("no lungs found: no air-like region (< -400 HU) inside the body" + (
+            f" (the {outside:.0f} mL of air in view reaches the edge of the view and was read as outside the "
+            "patient: where a view cut through the chest shows neither the room's air nor skin beside it, its "
+            "lung cannot be told from outside air; give a field of view that holds the chest wall's skin or "
+            "more of the chest)" if outside >= 1.0 else ""))
     vol = counts * ct.voxel_volume_ml
     # judged on each component's core, away from the partial volume of its edge (a grid finer
     # than the scan's resolution would otherwise lift bowel gas above GAS_MEDIAN_HU); before
