@@ -105,12 +105,25 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     Not imaged, where the body is cut (``cut`` True; checked first, so a needle beyond a cut side
     is reported so even when it left the image through another side first): beyond a face of the
     array that cuts the body (`skin.Truncation`), or in padding inside the array (a reformat's
-    fill outside the source slab, a scanner's outside-the-reconstruction-circle value, each with
-    its blended rim: `skin.padding_inside`) whose side is that of the nearest data voxel next to
-    it (`skin.PaddingEdge`) and is cut, or beyond a cut side's own edge along that side's
-    direction (`skin.PaddingEdge.beyond_side`: the corner beyond the source box, as beyond the
-    array's face on the axial original). So an oblique reformat of an axial scan flags the
-    needles its axial original flags (new-user trial 16, M1).
+    fill outside the source slab, a scanner's outside-the-reconstruction-circle value:
+    `padding_core`, the voxels of the padding value itself, nearest voxel) whose side is that of
+    the nearest data voxel next to it (`skin.PaddingEdge`) and is cut, or beyond a cut side's own
+    edge along that side's direction (`skin.PaddingEdge.beyond_side`: the corner beyond the
+    source box, as beyond the array's face on the axial original). So an oblique reformat of an
+    axial scan flags the needles its axial original flags (new-user trial 16, M1), and by the
+    same length: the edge of the measured data is where the padding value begins, not the edge
+    of the data region `padding.data_mask` keeps for segmenting (two voxels short of it: the
+    rim where a resampler may blend the fill into the data). Physics: a resampler writes its
+    fill value at each output voxel whose centre maps outside the source's field of view
+    (SimpleITK and Slicer: beyond the source's outer voxel faces, the axial original's array
+    faces) and blends data with the fill, if at all, only within one source voxel of that edge,
+    half on each side of it; so the exact-fill region's border, read at the nearest output voxel,
+    lies within half an output voxel (plus half a source voxel for a blending resampler) of the
+    true edge, as the array face of the axial original does. The old rim counted up to two
+    output voxels of measured data as not imaged (new-user trials 109/110: lung1 and its
+    0.8 x 0.8 x 2.5 mm reformat tilted 10/8 degrees, the same entries measured 0.1 -> 2.1,
+    0.7 -> 2.4, 3.3 -> 5.1 mm; the axial best path's hub, 0.7 mm inside the image, got "5 mm
+    beyond the image" on the reformat and was ranked after a path with 70 mm of lung).
 
     Else (``cut`` False): beyond any face of the array, or in its padding (the padding value
     itself, outside the scanner's reconstruction circle or a reformat's fill: `padding_core`,
@@ -142,8 +155,10 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
     edge = problem.skin.padding_edge
     pad_cut = np.array([d[0] in cut for d in DIRECTIONS])
     data = problem.skin.data
-    pin = padding_inside(data) if edge is not None else None   # no fill value: no padding inside
     core = padding_core(problem) if edge is not None else None  # the padding itself, without its rim
+    # padding inside the array (the array's outer voxel layer left to its faces): the padding
+    # value itself, not the blended rim `data_mask` adds (grid-independent: see above)
+    pin = padding_inside(data) & core if edge is not None else None   # no fill value: no padding inside
     u = (e - t) / np.maximum(np.linalg.norm(e - t, axis=1), 1e-9)[:, None]   # outward
     v1, v2 = _across(u)
     ring = _ring(UNIMAGED_RIM_DIRS, (0.5 * float(problem.needle.hub_diameter_mm),))   # (P, 2) mm, the axis first
@@ -180,7 +195,7 @@ def unimaged_needle(problem, entry_ras, target_ras, length_mm) -> tuple[np.ndarr
             other[out & (other < 0)] = f
         idx, ok = _voxels(kji, ct.shape)
         nodata = np.zeros(len(idx), bool)     # the padding value itself
-        if edge is not None:   # padding inside the array (and its blended rim), beyond a cut side
+        if edge is not None:   # padding inside the array (its value, not its blended rim), beyond a cut side
             nodata[ok] = core[tuple(idx[ok].T)]
             pad = np.zeros(len(idx), bool)
             sel = ok & (code < 0)
