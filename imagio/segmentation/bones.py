@@ -194,11 +194,16 @@ def contrast_blood_band_of_ct(raw: np.ndarray, spacing_kji, voxel_ml: float):
     whole-CT pass and its float32 copy, ~0.1 CPU-s and 50 MB on lung1, were only to decide the
     contrast phase: issue 20)."""
     f = _thick_step(raw.size)
-    a = at_common_resolution_every(raw, spacing_kji, f)
+    return _band_on_samples(at_common_resolution_every(raw, spacing_kji, f), spacing_kji, f, voxel_ml)
+
+
+def _band_on_samples(a: np.ndarray, spacing_kji, f: int, voxel_ml: float):
+    """`contrast_blood_band` from the samples ``a`` (every f-th voxel of the blurred CT along each
+    axis; ``spacing_kji`` and ``voxel_ml`` those of the CT): its thick 150-700 HU voxels' band."""
     mid = (a > 150) & (a < 700)
     if not mid.any():   # none on the samples: the whole CT's thick voxels were none either
         return None
-    thick = erode_mm(mid, BLOOD_THICK_MM, np.asarray(spacing_kji) * f)
+    thick = erode_mm(mid, BLOOD_THICK_MM, np.asarray(spacing_kji, float) * f)
     return _band_of(a[thick], voxel_ml * f ** 3, MIN_THICK_POOL_ML)
 
 
@@ -1230,20 +1235,18 @@ def contrast_blood_seen_of_ct(raw: np.ndarray, spacing_kji, voxel_ml: float) -> 
     if _KEPT.entries is not None:
         return contrast_blood_band_of_ct(raw, spacing_kji, voxel_ml) is not None
     s = np.asarray(spacing_kji, float)
-    w = s   # an axis whose resolution reads below the common one (`_common_sigma`)
-    add = np.sqrt(np.maximum(COMMON_RESOLUTION_MM ** 2 - w ** 2, 0.0) / 12.0) / s
-    if np.count_nonzero(add >= 0.1) > 2:   # 8 choices: about the estimate's cost (1.5 mm phantom 0.70
-        #                                    against 0.62 CPU-s), so the estimate decides at once
+    # each axis's blur if its resolution reads below the common one (then read as its spacing)
+    add = _common_sigma(raw, s, resolution_mm=s)
+    add = np.zeros(3) if add is None else add
+    if np.count_nonzero(add) > 2:   # 8 choices: about the estimate's cost (1.5 mm phantom 0.70
+        #                             against 0.62 CPU-s), so the estimate decides at once
         return contrast_blood_band_of_ct(raw, spacing_kji, voxel_ml) is not None
     f = _thick_step(raw.size)
     seen = set()
-    for blurred in itertools.product(*[(False, True) if x >= 0.1 else (False,) for x in add]):
+    for blurred in itertools.product(*[(False, True) if x > 0 else (False,) for x in add]):
         sig = np.where(np.asarray(blurred), add, 0.0)
         a = at_common_resolution_every(raw, s, f, sigma=sig if sig.any() else None)
-        mid = (a > 150) & (a < 700)
-        band = None if not mid.any() else _band_of(
-            a[erode_mm(mid, BLOOD_THICK_MM, s * f)], voxel_ml * f ** 3, MIN_THICK_POOL_ML)
-        seen.add(band is not None)
+        seen.add(_band_on_samples(a, s, f, voxel_ml) is not None)
         if len(seen) > 1:
             return contrast_blood_band_of_ct(raw, spacing_kji, voxel_ml) is not None
     return seen.pop()
