@@ -32,10 +32,13 @@ demo: $(STAMP)
 # the suite runs on TEST_WORKERS processes (pytest-xdist), one test file per process at a time so a
 # file's module fixtures are built once; 2 suits a 2-core machine (CI): each worker holds a few GiB
 # when it reads a real CT, so do not raise it past the memory (about 5 GiB per worker). One
-# OpenBLAS thread per worker, as the CLI sets it (imagio/cli.py: its threads spin between calls)
+# OpenBLAS thread per worker, as the CLI sets it (imagio/cli.py: its threads spin between calls).
+# The tests read and write text as UTF-8 whatever the machine's locale (PYTHONUTF8=1; stop 64's CI
+# read a table under an ASCII locale); the product itself names its encoding everywhere and is run
+# under an ASCII locale by Testing/test_text_encoding.py
 TEST_WORKERS ?= 2
 test: $(STAMP) chromium
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=40 Testing
+	PYTHONUTF8=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=40 Testing
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download). Idempotent:
 # nothing happens when it is there; as root (CI) apt-get installs it, otherwise sudo -n when

@@ -116,7 +116,7 @@ def _consistent(tmp, lab, arr, plan, out):
     assert ("margin proven" in line) == g["proven"], line
     assert ("meets the required" in line) == (mam >= NEED), line
     # the Slicer scene's coverage table (best path): the same MAM and verdict
-    rows = dict(csv.reader((tmp / "plan" / "scene" / "Ablation_coverage.tsv").open(), delimiter="\t"))
+    rows = dict(csv.reader((tmp / "plan" / "scene" / "Ablation_coverage.tsv").open(encoding="utf-8"), delimiter="\t"))
     best = abl["single_probe"][0]["coverage"]
     bmet = best["criteria"]["minimal_ablative_margin"]["met"]
     assert rows[f"MAM >= {NEED:g} mm"] == str(bmet)

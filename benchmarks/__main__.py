@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         for r in rows:
             print(f"{r['name'][:58]:58s} {_fmt(r.get('value')):>12s} {r.get('unit', ''):8s} "
                   f"{_fmt(r.get('baseline')):>12s} {_fmt(r.get('ratio')):>8s}")
-    (HERE / "results.json").write_text(json.dumps(all_rows, indent=1, default=float))
+    (HERE / "results.json").write_text(json.dumps(all_rows, indent=1, default=float), encoding="utf-8")
     return 0
 
 

@@ -113,7 +113,7 @@ def _multiprobe_against_baseline() -> list[dict]:
     for _ in range(int(os.environ.get("IMAGIO_BENCH_REPEAT", "1"))):
         for who, root in (("base", base), ("new", here)):
             out = subprocess.run([sys.executable, "-c", _CHILD], env=dict(os.environ, PYTHONPATH=root), cwd=root,
-                                 check=True, capture_output=True, text=True).stdout
+                                 check=True, capture_output=True, text=True, encoding="utf-8").stdout
             res[who].append(json.loads(out.strip().splitlines()[-1]))
     ph = phantom.generate(spacing=1.5)
     _, lab, _ = insert_sphere(ph.ct, ph.labels, 22.5)

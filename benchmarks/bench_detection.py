@@ -124,7 +124,7 @@ def run() -> list[dict]:
                                                 "lung_rads_3_or_more")} for m in misses]
     out = Path(__file__).resolve().parent / "detection_results.json"
     if os.environ.get("IMAGIO_BENCH_DETECTION_PHANTOM_ONLY") == "1":
-        out.write_text(json.dumps(ev, indent=1, default=float))
+        out.write_text(json.dumps(ev, indent=1, default=float), encoding="utf-8")
         return rows
     # a 512 x 512 x 300 chest CT: the full torso phantom resampled to that grid
     from imagio import phantom
@@ -178,5 +178,5 @@ def run() -> list[dict]:
                  {"name": "real CPM 95% CI low", "value": ev_real["cpm_ci"][0], "unit": ""},
                  {"name": "real CPM 95% CI high", "value": ev_real["cpm_ci"][1], "unit": ""}]
         ev["real"] = {k: v for k, v in ev_real.items() if k != "curve"}
-    out.write_text(json.dumps({k: v for k, v in ev.items()}, indent=1, default=float))
+    out.write_text(json.dumps({k: v for k, v in ev.items()}, indent=1, default=float), encoding="utf-8")
     return rows

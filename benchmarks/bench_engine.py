@@ -61,7 +61,7 @@ def _run(which, folder, ct_path, out, device, threads, options: dict | None = No
     env = dict(os.environ, nnUNet_raw="/tmp", nnUNet_preprocessed="/tmp", nnUNet_results="/tmp")
     r = subprocess.run([sys.executable, "-c", _WORKER, which, str(folder), str(ct_path), str(out), device,
                         str(threads)] + ([json.dumps(options)] if options else []),
-                       capture_output=True, text=True, env=env)
+                       capture_output=True, text=True, env=env, encoding="utf-8")
     if r.returncode:
         raise RuntimeError(f"{which} predictor failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])

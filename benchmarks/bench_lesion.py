@@ -73,7 +73,7 @@ def lung_dx_case():
 
     d = DATA / "lung-pet-ct-dx"
     ct = io.read_image(d / "Lung_Dx-A0001_ct.nii.gz")
-    rows = list(csv.DictReader(open(d / "Lung_Dx-A0001_boxes.csv")))
+    rows = list(csv.DictReader(open(d / "Lung_Dx-A0001_boxes.csv", encoding="utf-8")))
     boxes = np.zeros(ct.shape, bool)
     centres = np.array([[-float(r["centre_lps_x"]), -float(r["centre_lps_y"]), float(r["centre_lps_z"])]
                         for r in rows])  # LPS -> RAS

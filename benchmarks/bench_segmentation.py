@@ -170,7 +170,7 @@ def _real_case_rows() -> list[dict]:
     if (d / "example_ct_sm.nii.gz").exists():
         ct = io.read_image(d / "example_ct_sm.nii.gz")
         seg = io.read_image(d / "example_seg.nii.gz").array
-        names = {int(k): v for k, v in json.loads((d / "labels_total_v2.json").read_text()).items()}
+        names = {int(k): v for k, v in json.loads((d / "labels_total_v2.json").read_text(encoding="utf-8")).items()}
         sel = lambda *p: np.isin(seg, [k for k, v in names.items() if v.startswith(p)])  # noqa: E731
         m, _ = rules.segment_masks(ct, ["body", "bones", "lungs"])
         rows.append(dict(name="TS example lungs Dice (lobes merged)", value=dice(m["lung_left"] | m["lung_right"], sel("lung_")), unit=""))

@@ -142,7 +142,7 @@ def thickness_rows(io, rules) -> list[dict]:
     from imagio.segmentation.common import dice
 
     d = DATA / "totalsegmentator-example"
-    names = json.loads((d / "labels_total_v2.json").read_text())
+    names = json.loads((d / "labels_total_v2.json").read_text(encoding="utf-8"))
     seg = io.read_labels(d / "example_seg.nii.gz")
     rows = []
     sl = {t: (None, None, t) for t in (0.7, 1.5, 3.0, 5.0)}
@@ -176,7 +176,7 @@ def ts_dice_rows(io, rules, common) -> list[dict]:
     d = DATA / "totalsegmentator-example"
     ct = io.read_image(d / "example_ct_sm.nii.gz")
     seg = io.read_labels(d / "example_seg.nii.gz")
-    names = json.loads((d / "labels_total_v2.json").read_text())
+    names = json.loads((d / "labels_total_v2.json").read_text(encoding="utf-8"))
     arr = seg.resample_like(ct, order=0).array
 
     def ref(pred):
@@ -208,7 +208,7 @@ def ts_crop_bone_rows(io, rules, common) -> list[dict]:
     and middle halves) no vertebra or rib was named (half_z bones 0.738)."""
     d = DATA / "totalsegmentator-example"
     ct = io.read_image(d / "example_ct_sm.nii.gz")
-    names = json.loads((d / "labels_total_v2.json").read_text())
+    names = json.loads((d / "labels_total_v2.json").read_text(encoding="utf-8"))
     seg_arr = io.read_labels(d / "example_seg.nii.gz").resample_like(ct, order=0).array
 
     def ref(pred):
@@ -255,7 +255,7 @@ def ts_resolution_rows(io, rules, common) -> list[dict]:
     d = DATA / "totalsegmentator-example"
     ct0 = io.read_image(d / "example_ct_sm.nii.gz")
     seg = io.read_labels(d / "example_seg.nii.gz")
-    names = json.loads((d / "labels_total_v2.json").read_text())
+    names = json.loads((d / "labels_total_v2.json").read_text(encoding="utf-8"))
     vols, rows = {}, []
     for sp in (None, 1.5, 0.7):
         ct = ct0 if sp is None else ct0.resampled((sp, sp, sp), order=1)

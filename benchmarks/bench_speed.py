@@ -512,7 +512,7 @@ def _children_rows(child: str, f: Path, base: str, here: str, reps: int, label: 
         for who, root in (("base", base), ("new", here)):
             env = dict(os.environ, PYTHONPATH=root)
             out = subprocess.run([sys.executable, "-c", child, str(f)], env=env, cwd=root,
-                                 check=True, capture_output=True, text=True).stdout
+                                 check=True, capture_output=True, text=True, encoding="utf-8").stdout
             res[who].append(json.loads(out.strip().splitlines()[-1]))
     b, n = res["base"], res["new"]
     med = lambda rs, k: float(np.median([r[k] for r in rs]))   # noqa: E731
@@ -598,7 +598,7 @@ def _against_baseline(ct, lab, target, label) -> list[dict]:
             for who, root in (("base", base), ("new", here)):
                 env = dict(os.environ, PYTHONPATH=root)
                 out = subprocess.run([sys.executable, "-c", _CHILD, str(f), tgt], env=env, cwd=root,
-                                     check=True, capture_output=True, text=True).stdout
+                                     check=True, capture_output=True, text=True, encoding="utf-8").stdout
                 res[who].append(json.loads(out.strip().splitlines()[-1]))
         couch = _couch_rows(f, base, here, reps, label, who_base) + _registration_rows(f, base, here, reps, label, who_base)
     b, n = res["base"], res["new"]
@@ -630,7 +630,7 @@ def _ts_case(ct_name, seg_name):
 
     from imagio import io
 
-    names = {int(k): v for k, v in json.loads((TS / "labels_total_v2.json").read_text()).items()}
+    names = {int(k): v for k, v in json.loads((TS / "labels_total_v2.json").read_text(encoding="utf-8")).items()}
     ct = io.read_image(TS / ct_name)
     lab = io.read_labels(TS / seg_name, names)
     return ct, lab if lab.same_grid(ct) else lab.resample_like(ct, order=0)
@@ -691,7 +691,7 @@ def demo_peak_mib(ru_maxrss_mib: float, summary: Path) -> float:
     stage peaked at 1217-1269 MiB."""
     import json
 
-    stages = json.loads(Path(summary).read_text()).get("peak_rss_mib") or {}
+    stages = json.loads(Path(summary).read_text(encoding="utf-8")).get("peak_rss_mib") or {}
     return max([float(ru_maxrss_mib)] + [float(v) for v in stages.values() if v is not None])
 
 
@@ -724,7 +724,7 @@ def demo_numbers(out: Path) -> dict:
             return {k: strip(v) for k, v in x.items() if k not in RUN_DEPENDENT}
         return [strip(v) for v in x] if isinstance(x, list) else x
 
-    return {str(f.relative_to(out)): strip(json.loads(f.read_text())) for f in sorted(out.rglob("*.json"))
+    return {str(f.relative_to(out)): strip(json.loads(f.read_text(encoding="utf-8"))) for f in sorted(out.rglob("*.json"))
             if not f.name.startswith(".imagio-outputs")}
 
 
@@ -743,10 +743,10 @@ def _demo() -> list[dict]:
             old = _demo_child(base, str(Path(tmp) / "base"))
         new = _demo_child(None, str(Path(tmp) / "new"))
         wall, rss = new["wall"], new["rss"]
-        phases = json.loads((Path(tmp) / "new" / "summary.json").read_text())["timings_s"]
-        abl = json.loads((Path(tmp) / "new" / "ablation_liver_tumor_large.json").read_text())
+        phases = json.loads((Path(tmp) / "new" / "summary.json").read_text(encoding="utf-8"))["timings_s"]
+        abl = json.loads((Path(tmp) / "new" / "ablation_liver_tumor_large.json").read_text(encoding="utf-8"))
         same = None if old is None else demo_numbers(Path(tmp) / "base") == demo_numbers(Path(tmp) / "new")
-        stages = {k: json.loads((Path(tmp) / k / "summary.json").read_text())
+        stages = {k: json.loads((Path(tmp) / k / "summary.json").read_text(encoding="utf-8"))
                   for k in (("base", "new") if old is not None else ("new",))}
     b = DEMO_BASELINE
     rows = [

@@ -41,7 +41,7 @@ rows = []
 DEV = args.device; SMALL = args.small
 def emit(**r):
     rows.append(r); print(json.dumps(r), flush=True)
-    (OUT / "gpu_rows.json").write_text(json.dumps(rows, indent=1))
+    (OUT / "gpu_rows.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
 emit(name="device", value=torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu", torch=torch.__version__, cpus=os.cpu_count())
 sys.path.insert(0, str(Path.cwd()))
 part = args.parts or ["engine", "scoring", "deep"]   # "parity" on request

@@ -50,8 +50,8 @@ def viable_picture(out_dir: Path, path: Path):
     lab = io.read_labels(out_dir / "phantom" / "labels.nii.gz")
     nec = io.read_labels(out_dir / "phantom" / "truth_necrosis.nii.gz")
     via = io.read_labels(out_dir / "plan" / "viable_tumour.seg.nrrd")
-    geo = json.loads((out_dir / "phantom" / "geometry.json").read_text())
-    doc = json.loads((out_dir / "plan" / "plan.json").read_text())
+    geo = json.loads((out_dir / "phantom" / "geometry.json").read_text(encoding="utf-8"))
+    doc = json.loads((out_dir / "plan" / "plan.json").read_text(encoding="utf-8"))
     c = np.asarray(geo["tumour"]["center_ras"], float)
     u, v = np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])
     fig, ax = slice_figure(ct, None, c, u, v, title="sagittal through the tumour: viable map vs true necrosis",
@@ -111,7 +111,7 @@ def main(out=None) -> int:
                  ROOT / "docs" / "sarcoma_biopsy.png")
     viable_picture(out, out / "viable.png")
     side_by_side([out / "viable.png"], ROOT / "docs" / "sarcoma_viable.png")
-    print(report_markdown(json.loads((out / "plan" / "plan.json").read_text())))
+    print(report_markdown(json.loads((out / "plan" / "plan.json").read_text(encoding="utf-8"))))
     return 0
 
 

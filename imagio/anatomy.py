@@ -49,7 +49,7 @@ class Structure:
 @lru_cache(maxsize=1)
 def catalogue() -> dict[str, Structure]:
     """All known structures by name."""
-    doc = json.loads(resources.files("imagio.data").joinpath("anatomy.json").read_text())
+    doc = json.loads(resources.files("imagio.data").joinpath("anatomy.json").read_text(encoding="utf-8"))
     out = {}
     for e in doc["structures"]:
         sn = e.get("snomed") or {}
@@ -100,7 +100,7 @@ def reverse_order_name(tg263_name: str) -> str:
 @lru_cache(maxsize=1)
 def synonyms_doc() -> dict:
     """``imagio/data/tg263_synonyms.json``: TG-263 names and clinical abbreviations of catalogue structures."""
-    return json.loads(resources.files("imagio.data").joinpath("tg263_synonyms.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("tg263_synonyms.json").read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
@@ -179,7 +179,7 @@ def get(name: str) -> Structure:
 @lru_cache(maxsize=1)
 def _groups() -> dict[str, frozenset]:
     """{group name: its member structures} of the catalogue's ``group_of`` lists (anatomy.json)."""
-    doc = json.loads(resources.files("imagio.data").joinpath("anatomy.json").read_text())
+    doc = json.loads(resources.files("imagio.data").joinpath("anatomy.json").read_text(encoding="utf-8"))
     return {e["name"]: frozenset(e["group_of"]) for e in doc["structures"] if e.get("group_of")}
 
 

@@ -265,7 +265,21 @@ def _run(args) -> int:
                           file=sys.stderr)
 
 
+def _streams_say_any_text() -> None:
+    """Let stdout and stderr print any character, whatever the locale.
+
+    Under an ASCII locale (``LC_ALL=C`` without Python's UTF-8 mode) a label name, a path or a
+    unit such as "\u00b1" in a message would raise UnicodeEncodeError and lose the message; the
+    character is written as a backslash escape instead (io.TextIOWrapper.reconfigure).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        enc = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if enc not in ("utf8", "utf16", "utf32") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv=None) -> int:
+    _streams_say_any_text()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -91,7 +91,7 @@ def list_cases(src: Path) -> list[dict]:
             if (f.is_file() and any(f.name.endswith(s) for s in IMAGE_SUFFIXES)) or is_dicom_folder(f):
                 cases.append({"case": _case_id(f), "path": str(f), "patient": {}})
     elif src.suffix.lower() == ".csv":
-        with open(src, newline="") as fh:
+        with open(src, newline="", encoding="utf-8") as fh:
             r = csv.DictReader(fh)
             if not r.fieldnames or "path" not in r.fieldnames:
                 raise InputError(f"{src}: a cohort CSV needs a 'path' column; got {r.fieldnames}")
@@ -102,7 +102,7 @@ def list_cases(src: Path) -> list[dict]:
                 cases.append({"case": row.get("seriesuid") or _case_id(p), "path": str(p),
                               "seriesuid": row.get("seriesuid") or None, "patient": pat})
     else:
-        for line in src.read_text().splitlines():
+        for line in src.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 p = Path(line)
@@ -293,7 +293,7 @@ def run_segment_case(case: dict, out_root: str, opts: SegmentOptions) -> dict:
         io.write_labels(seg, d / SEGMENT_FILES[0])
         from .outputs import atomic_path
 
-        with atomic_path(d / SEGMENT_FILES[1]) as tmp, open(tmp, "w", newline="") as f:
+        with atomic_path(d / SEGMENT_FILES[1]) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(("structure", "volume_ml"))
             for v, n in sorted(seg.labels.items()):
@@ -324,13 +324,13 @@ def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
     rows = []
     tab_path, case_path = cohort_tables(out, cohort_table)
     header = None
-    with atomic_path(tab_path) as tmp, open(tmp, "w", newline="") as fn:
+    with atomic_path(tab_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fn:
         wn = csv.writer(fn)
         for c in cases:
             d = out / "cases" / c["case"]
             if (d / "done.json").exists():
-                row = json.loads((d / "done.json").read_text())
-                with open(d / table, newline="") as f:
+                row = json.loads((d / "done.json").read_text(encoding="utf-8"))
+                with open(d / table, newline="", encoding="utf-8") as f:
                     r = csv.reader(f)
                     h = next(r)
                     if header is None:
@@ -342,11 +342,11 @@ def collect(out: Path, cases: list[dict], table: str = "nodules.csv",
                             line = [by.get(k, "") for k in header]
                         wn.writerow([c["case"], *line])
             elif (d / "failed.json").exists():
-                row = json.loads((d / "failed.json").read_text())
+                row = json.loads((d / "failed.json").read_text(encoding="utf-8"))
             else:
                 row = {"case": c["case"], "path": c["path"], "status": "missing", "reason": "not run"}
             rows.append(row)
-    with atomic_path(case_path) as tmp, open(tmp, "w", newline="") as fc:
+    with atomic_path(case_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fc:
         w = csv.DictWriter(fc, CASE_FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows({k: _cell(r[k]) for k in CASE_FIELDS if k in r} for r in rows)
@@ -391,14 +391,14 @@ def run_cohort(src: Path, out: Path, opts, scheduler: str | None = None, workers
             todo.append(c)
             continue
         try:
-            recorded = json.loads(done.read_text()).get("inputs")
+            recorded = json.loads(done.read_text(encoding="utf-8")).get("inputs")
         except (OSError, ValueError):
             recorded = None
         why = ["--force"] if force else changed_inputs(recorded, c["inputs"])
         if why:
             todo.append(c)
             rerun[c["case"]] = ", ".join(why)
-    log = open(out / "cohort.log", "a")
+    log = open(out / "cohort.log", "a", encoding="utf-8")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     log.write(f"{stamp} cohort {src}: {len(cases)} cases, {len(cases) - len(todo)} already done, "
               f"{len(todo)} to run" + (f" ({len(rerun)} done before, run again)" if rerun else "") + "\n")

@@ -235,10 +235,10 @@ def run_demo(out_dir: Path, spacing: float = 1.5, seed: int = 0, progress=None) 
     from .report import build_report
 
     for name in plans:
-        doc = json.loads((out / f"plan_{name}.json").read_text())
+        doc = json.loads((out / f"plan_{name}.json").read_text(encoding="utf-8"))
         for key, extra in (("ablation", out / f"ablation_{name}.json"), ("bronchoscopy", out / f"bronch_{name}.json")):
             if extra.exists():
-                doc[key] = json.loads(extra.read_text())
+                doc[key] = json.loads(extra.read_text(encoding="utf-8"))
         fly = (bronch.get(name) or {}).get("picture") if isinstance(bronch.get(name), dict) else None
         extra = [(fly, "virtual bronchoscopy: endoluminal views from the trachea along the route "
                        "(camera on the airway centreline)")] if fly else []

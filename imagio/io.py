@@ -681,7 +681,7 @@ def _sidecar_doubts(side: Path) -> dict[int, dict]:
     """{label value: `outline_doubts` record} of a ``.labels.json`` sidecar ({} when it holds
     none, as an older sidecar or a user's; an unreadable sidecar is refused by `read_label_names`)."""
     try:
-        table = json.loads(side.read_text()).get("labels", {})
+        table = json.loads(side.read_text(encoding="utf-8")).get("labels", {})
         return {int(k): v[outline_doubts.RECORD_KEY] for k, v in table.items()
                 if isinstance(v, dict) and isinstance(v.get(outline_doubts.RECORD_KEY), dict)}
     except (ValueError, TypeError, AttributeError):
@@ -893,7 +893,7 @@ def read_label_names(path) -> dict[int, str]:
     path = Path(path)
     _check_exists(path)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
         table = doc.get("labels", doc)
         names = {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in table.items()}
     except (ValueError, TypeError, KeyError, AttributeError) as e:

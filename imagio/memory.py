@@ -58,11 +58,11 @@ def stage_peak_mib(reset: bool = True) -> float | None:
     (new-user trial 88 L6: the demo said 989 MiB, /usr/bin/time 795 MiB, the last stages'
     peak). The largest of the stage peaks is the process's peak."""
     try:
-        with open("/proc/self/status") as f:
+        with open("/proc/self/status", encoding="utf-8") as f:
             hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
         if reset:
             release_free_memory(collect=True)
-            with open("/proc/self/clear_refs", "w") as f:
+            with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
                 f.write("5")
         return round(hwm / 1024.0, 1)
     except (OSError, StopIteration, ValueError):

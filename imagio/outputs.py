@@ -175,7 +175,7 @@ def _edit_manifest(folder: Path, edit) -> None:
     """Apply ``edit(files)`` (the manifest's {name: entry}, changed in place) to ``folder``'s
     `MANIFEST` under an exclusive lock where the system has one; an OSError is ignored."""
     try:
-        with open(folder / MANIFEST, "a+") as f:
+        with open(folder / MANIFEST, "a+", encoding="utf-8") as f:
             try:
                 import fcntl
 
@@ -239,7 +239,7 @@ def earlier_output(path) -> bool:
     changed since: listed in its folder's `MANIFEST` with its current SHA-256."""
     k = _key(path)
     try:
-        doc = _read_manifest((k.parent / MANIFEST).read_text())
+        doc = _read_manifest((k.parent / MANIFEST).read_text(encoding="utf-8"))
         entry = doc["files"].get(k.name)
         return isinstance(entry, dict) and entry.get("sha256") == _sha256(k)
     except OSError:
@@ -249,7 +249,7 @@ def earlier_output(path) -> bool:
 def write_text(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 

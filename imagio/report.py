@@ -861,7 +861,7 @@ def cmd_report(args) -> int:
     if not plan_path.exists():
         raise InputError(f"{plan_path}: no such plan file")
     try:
-        doc = json.loads(plan_path.read_text())
+        doc = json.loads(plan_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{plan_path}: not a plan JSON ({e})") from None
     if not isinstance(doc, dict):

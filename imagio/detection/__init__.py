@@ -30,7 +30,7 @@ NODULE_TYPES = ("solid", "part_solid", "ground_glass", "calcified", "unknown")
 @lru_cache(maxsize=1)
 def constants() -> dict:
     """The detector constants of ``imagio/data/detection.json`` (each with its source)."""
-    return json.loads(resources.files("imagio.data").joinpath("detection.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("detection.json").read_text(encoding="utf-8"))
 
 
 @dataclass

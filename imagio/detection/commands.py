@@ -42,7 +42,7 @@ def read_reference(path: Path) -> dict:
     if not path.exists():
         raise InputError(f"reference file {path} not found")
     out: dict = {}
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         r = csv.DictReader(f)
         need = {"seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"}
         if not r.fieldnames or not need <= set(r.fieldnames):
@@ -149,7 +149,7 @@ def cmd_detect(args) -> int:
                "json": str(out / "candidates.json"),
                "csv": str(out / "candidates.csv"), "nodules_csv": str(out / "nodules.csv")}
     if ref is not None:
-        doc = json.loads((out / "candidates.json").read_text())
+        doc = json.loads((out / "candidates.json").read_text(encoding="utf-8"))
         cands = doc["candidates"]
         lps = ras_to_lps([c["reported_center_ras"] for c in cands]).reshape(-1, 3)
         mine = {sid: np.c_[lps, [c["probability"] for c in cands]] if cands else np.zeros((0, 4))}
@@ -179,7 +179,7 @@ def cmd_detect(args) -> int:
         print(f"imagio: note: removed {', '.join(f.name for f in gone)} of an earlier run in {out} "
               "(not written by this run)", file=sys.stderr)
     print(json.dumps(summary, indent=1))
-    io.say_warnings(json.loads((out / "candidates.json").read_text()).get("warnings", []),
+    io.say_warnings(json.loads((out / "candidates.json").read_text(encoding="utf-8")).get("warnings", []),
                     unless=lambda w: w.startswith("probability is a ranking score"))   # (a definition, in the json)
     return 0
 

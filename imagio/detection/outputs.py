@@ -111,7 +111,7 @@ def nodule_rows(sid: str, nodules: list[dict], input_warnings=()) -> list[list]:
 def write_nodule_csv(path: Path, sid: str, nodules: list[dict], input_warnings=()) -> Path:
     from ..outputs import atomic_path
 
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(NODULE_FIELDS)
         w.writerows(nodule_rows(sid, nodules, input_warnings))

@@ -520,7 +520,7 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
     lps = ras_to_lps(reported).reshape(-1, 3)
     from ..outputs import atomic_path, write_text
 
-    with atomic_path(out / "candidates.csv") as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(out / "candidates.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(CSV_FIELDS)
         for c, q in zip(cands, lps):

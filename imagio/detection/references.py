@@ -26,14 +26,14 @@ def lps_to_ras(p) -> np.ndarray:
 
 
 def from_reader_csv(path: Path, patient: str, pixel_mm: float) -> tuple[np.ndarray, float]:
-    rows = [r for r in csv.DictReader(open(path)) if r["patient"] == patient]
+    rows = [r for r in csv.DictReader(open(path, encoding="utf-8")) if r["patient"] == patient]
     c = lps_to_ras(np.mean([[float(r[f"centre_lps_{a}"]) for a in "xyz"] for r in rows], axis=0))
     d = np.mean([(float(r["extent_cols"]) + float(r["extent_rows"])) / 2 for r in rows]) * pixel_mm
     return c, float(d)
 
 
 def from_boxes_csv(path: Path, pixel_mm: float) -> tuple[np.ndarray, float]:
-    rows = list(csv.DictReader(open(path)))
+    rows = list(csv.DictReader(open(path, encoding="utf-8")))
     c = lps_to_ras(np.mean([[float(r[f"centre_lps_{a}"]) for a in "xyz"] for r in rows], axis=0))
     side = np.mean([(float(r["xmax"]) - float(r["xmin"]) + float(r["ymax"]) - float(r["ymin"])) / 2
                     for r in rows]) * pixel_mm

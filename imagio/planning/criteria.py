@@ -22,7 +22,7 @@ def criteria_table() -> list[dict]:
 
 @lru_cache(maxsize=1)
 def _criteria() -> list[dict]:
-    doc = json.loads(resources.files("imagio.data").joinpath("planning_criteria.json").read_text())
+    doc = json.loads(resources.files("imagio.data").joinpath("planning_criteria.json").read_text(encoding="utf-8"))
     return list(doc["criteria"])
 
 

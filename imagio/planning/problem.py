@@ -73,7 +73,7 @@ LUNG_CONTENTS = ("lung_vessels", "lung_fissure", "emphysema", "lung_nodule")  # 
 @lru_cache(maxsize=1)
 def load_defaults() -> dict:
     """The planner defaults (with their sources) from imagio/data/planning_defaults.json."""
-    return json.loads(resources.files("imagio.data").joinpath("planning_defaults.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("planning_defaults.json").read_text(encoding="utf-8"))
 
 
 def _d(section, key):

@@ -1898,7 +1898,7 @@ def _planning_default(section: str, key: str) -> float:
     import json
     from importlib import resources
 
-    d = json.loads(resources.files("imagio.data").joinpath("planning_defaults.json").read_text())
+    d = json.loads(resources.files("imagio.data").joinpath("planning_defaults.json").read_text(encoding="utf-8"))
     return float(d[section][key])
 
 

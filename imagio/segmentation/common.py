@@ -36,7 +36,7 @@ def _rules() -> dict:
     global _RULES
     if _RULES is None:
         _RULES = json.loads(resources.files("imagio.data").joinpath("segmentation_rules.json")
-                            .read_text())["rules"]
+                            .read_text(encoding="utf-8"))["rules"]
     return _RULES
 
 

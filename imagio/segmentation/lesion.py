@@ -158,7 +158,7 @@ from .common import (GAS_MEDIAN_HU, LUNG_HU, _mask_box, anatomical_axes, as_prog
                      components, fill_holes_3d, fill_holes_per_slice, label_medians, open_mm)
 
 # every threshold, with its source: imagio/data/lesion.json
-LIMITS = json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text())
+LIMITS = json.loads(resources.files("imagio.data").joinpath("lesion.json").read_text(encoding="utf-8"))
 
 
 def _v(key):

@@ -40,7 +40,7 @@ class ModelError(ImagioError):
 def catalogue() -> dict:
     """Model entries by name (the ``models`` object of the catalogue JSON)."""
     alt = os.environ.get("IMAGIO_MODELS_CATALOGUE")
-    text = Path(alt).read_text() if alt else resources.files("imagio.data").joinpath("models.json").read_text()
+    text = Path(alt).read_text(encoding="utf-8") if alt else resources.files("imagio.data").joinpath("models.json").read_text(encoding="utf-8")
     return json.loads(text)["models"]
 
 
@@ -62,14 +62,14 @@ def _manifest_path(name: str) -> Path:
 
 def _manifest(name: str) -> dict:
     p = _manifest_path(name)
-    return json.loads(p.read_text()) if p.is_file() else {"parts": {}}
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {"parts": {}}
 
 
 def _write_manifest(name: str, man: dict) -> None:
     p = _manifest_path(name)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(man, indent=1))
+    tmp.write_text(json.dumps(man, indent=1), encoding="utf-8")
     tmp.replace(p)
 
 
@@ -230,7 +230,7 @@ def _dataset_task(folder: Path) -> tuple[str, dict[str, int], list[str]]:
     """(dataset name, {label name: value}, input channel names) of a model folder."""
     import re
 
-    ds = json.loads((Path(folder) / "dataset.json").read_text())
+    ds = json.loads((Path(folder) / "dataset.json").read_text(encoding="utf-8"))
     labels = {str(k): v for k, v in ds.get("labels", {}).items()}
     channels = [str(v) for v in (ds.get("channel_names") or ds.get("modality") or {}).values()]
     m = None
@@ -239,7 +239,7 @@ def _dataset_task(folder: Path) -> tuple[str, dict[str, int], list[str]]:
         if m:
             break
     try:
-        plans = json.loads((Path(folder) / "plans.json").read_text())
+        plans = json.loads((Path(folder) / "plans.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         plans = {}
     name = m.group(1) if m else str(plans.get("dataset_name", "?"))

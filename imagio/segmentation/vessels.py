@@ -148,7 +148,7 @@ def lumen_diameter(mask: np.ndarray, spacing_kji) -> np.ndarray:
 @lru_cache(maxsize=1)
 def shape_rule() -> dict:
     """The blob-vs-tube thresholds (``imagio/data/vessel_shape.json``, with their sources)."""
-    return json.loads(resources.files("imagio.data").joinpath("vessel_shape.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("vessel_shape.json").read_text(encoding="utf-8"))
 
 
 def _edt(mask: np.ndarray, sk) -> np.ndarray:

@@ -21,7 +21,7 @@ VESSELS = INTRAHEPATIC + ("portal_vein_and_splenic_vein", "inferior_vena_cava")
 
 
 def criteria() -> dict:
-    return json.loads(resources.files("imagio.data").joinpath("ablation_eligibility.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("ablation_eligibility.json").read_text(encoding="utf-8"))
 
 
 def vessel_diameters(vessel: np.ndarray, spacing_kji) -> np.ndarray:

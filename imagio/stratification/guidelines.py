@@ -18,7 +18,7 @@ def suggestion(guideline: str, size_mm: float, brock_probability: float | None,
     needs it, and a nodule type its algorithm does not cover (``nodule_types`` in
     guidelines.json: BTS 2015's algorithm here is the solid-nodule one; sub-solid nodules follow
     its separate pathway, new-user trial 16)."""
-    doc = json.loads(resources.files("imagio.data").joinpath("guidelines.json").read_text())
+    doc = json.loads(resources.files("imagio.data").joinpath("guidelines.json").read_text(encoding="utf-8"))
     if guideline not in doc:
         raise InputError(f"unknown guideline {guideline!r}; available: {sorted(doc)}")
     g = doc[guideline]

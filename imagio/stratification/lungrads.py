@@ -18,7 +18,7 @@ SIZE_TOP_CATEGORY = "4B"
 
 @lru_cache(maxsize=1)
 def table() -> dict:
-    return json.loads(resources.files("imagio.data").joinpath("lungrads_v2022.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("lungrads_v2022.json").read_text(encoding="utf-8"))
 
 
 def rounded_mm(value: float) -> float:

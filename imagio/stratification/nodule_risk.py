@@ -20,7 +20,7 @@ NODULE_TYPES = ("solid", "part_solid", "nonsolid")
 
 @lru_cache(maxsize=1)
 def coefficients() -> dict:
-    return json.loads(resources.files("imagio.data").joinpath("nodule_risk_models.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("nodule_risk_models.json").read_text(encoding="utf-8"))
 
 
 def size_measure(model: str) -> dict:

@@ -14,7 +14,7 @@ from ...anatomy import canonical_name, is_known
 
 @lru_cache(maxsize=1)
 def load_criteria() -> dict:
-    return json.loads(resources.files("imagio.data").joinpath("ablation_criteria.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("ablation_criteria.json").read_text(encoding="utf-8"))
 
 
 def mam_text(mm: float) -> str:

@@ -229,7 +229,7 @@ def read_device_file(path) -> dict:
     if not path.is_file():
         raise InputError(f"ablation device file {path} does not exist")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputError(f"ablation device file {path} is not valid JSON: {e}") from None
     validate(doc, str(path))
@@ -243,7 +243,7 @@ def user_devices_path() -> Path:
 
 
 def builtin_document() -> dict:
-    return json.loads(resources.files("imagio.data").joinpath("ablation_devices.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("ablation_devices.json").read_text(encoding="utf-8"))
 
 
 def load_catalogue(extra=None, user: bool = True) -> dict[str, Device]:
@@ -286,6 +286,6 @@ def import_devices(path, dest=None) -> Path:
     validate(out, str(dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
+    tmp.write_text(json.dumps(out, indent=1), encoding="utf-8")
     tmp.replace(dest)
     return dest

@@ -22,7 +22,7 @@ LIMITS_FILE = Path(__file__).resolve().parents[2] / "data" / "airway_limits.json
 
 def limits() -> dict:
     """Clinical/physical limits for airway trees (``imagio/data/airway_limits.json``, with sources)."""
-    return json.loads(LIMITS_FILE.read_text())
+    return json.loads(LIMITS_FILE.read_text(encoding="utf-8"))
 
 
 def reformat_note(grid: Volume, mask: np.ndarray, what: str, ct: Volume | None = None) -> str:

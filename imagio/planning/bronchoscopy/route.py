@@ -39,7 +39,7 @@ def load_scopes() -> dict:
 @lru_cache(maxsize=4)
 def _read_scopes(path: str, mtime_ns: int) -> dict:
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
         for name, s in doc["scopes"].items():
             if not (0 < float(s["outer_diameter_mm"]) < 20) or not s.get("source"):
                 raise ValueError(f"scope {name!r} needs outer_diameter_mm in (0, 20) and a source")

@@ -58,13 +58,13 @@ def read_curve(path, lps: bool = False) -> np.ndarray:
         raise InputError(f"--incision {p}: no such file")
     try:
         if p.name.endswith(".json"):
-            doc = json.loads(p.read_text())
+            doc = json.loads(p.read_text(encoding="utf-8"))
             mk = doc["markups"][0]
             pts = np.array([c["position"] for c in mk["controlPoints"]], float)
             if mk.get("coordinateSystem", "LPS") == "LPS":
                 pts[:, :2] *= -1.0
         else:
-            rows = [r.replace(";", ",").split(",") for r in p.read_text().splitlines() if r.strip() and not r.startswith("#")]
+            rows = [r.replace(";", ",").split(",") for r in p.read_text(encoding="utf-8").splitlines() if r.strip() and not r.startswith("#")]
             pts = np.array([[float(x) for x in r[:3]] for r in rows], float)
             if lps:
                 pts[:, :2] *= -1.0

@@ -24,7 +24,7 @@ from ...volume import Volume, reach_box
 @lru_cache(maxsize=1)
 def config() -> dict:
     """imagio/data/sarcoma_biopsy.json (rules with wording and sources, thresholds, patterns)."""
-    return json.loads(resources.files("imagio.data").joinpath("sarcoma_biopsy.json").read_text())
+    return json.loads(resources.files("imagio.data").joinpath("sarcoma_biopsy.json").read_text(encoding="utf-8"))
 
 
 def rule(name: str) -> dict:

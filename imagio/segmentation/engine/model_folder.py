@@ -66,7 +66,7 @@ def find_model_folder(path: Path) -> Path:
 
 def _read_json(p: Path) -> dict:
     try:
-        return json.loads(p.read_text())
+        return json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{p.name} missing in model folder {p.parent}") from None
     except json.JSONDecodeError as e:

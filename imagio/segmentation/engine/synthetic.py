@@ -86,8 +86,8 @@ def make_model_folder(out: Path, labels=("background", "liver", "lung_vessels", 
     plans = plans_dict(**plan_kwargs)
     dataset = {"channel_names": {"0": "CT"}, "labels": {n: i for i, n in enumerate(labels)},
                "numTraining": 1, "file_ending": ".nii.gz"}
-    (out / "plans.json").write_text(json.dumps(plans, indent=1))
-    (out / "dataset.json").write_text(json.dumps(dataset, indent=1))
+    (out / "plans.json").write_text(json.dumps(plans, indent=1), encoding="utf-8")
+    (out / "dataset.json").write_text(json.dumps(dataset, indent=1), encoding="utf-8")
     conf = convert_old_architecture(plans["configurations"]["3d_fullres"])
     for k, fold in enumerate(folds):
         torch.manual_seed(seed + k)
