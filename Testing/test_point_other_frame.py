@@ -58,3 +58,39 @@ def test_no_question_where_the_point_lies_in_tissue_or_its_mirror_does_not():
     # with --lps given, the mirrored reading is asked the other way round
     far = np.array([-liver[0], -liver[1], liver[2]])
     assert "did you mean to leave out --lps?" in other_frame_hint(ct, far, lps=True)
+
+
+def test_a_point_in_aerated_lung_whose_mirror_lies_in_tissue_is_asked_about_its_frame(tmp_path):
+    # new-user trial 111: a nodule's L,P,S centre typed as R,A,S landed in aerated lung; plan and
+    # bronch accept such a point with a warning, which said only "check the point"
+    from imagio.coords import lps_to_ras
+    from imagio.limits import GROUND_GLASS_MIN_HU
+
+    ct, lab = synthetic_torso(4.0)
+    from scipy import ndimage
+
+    lung = np.isin(lab.array, [v for v, n in lab.labels.items() if n.startswith("lung_")])
+    lung = ndimage.binary_erosion(lung, iterations=2)   # deep in the lung: its 3 x 3 x 3 voxels all air
+    pts = ct.kji_to_world(np.argwhere(lung).astype(float))
+    here = ct.sample(pts, order=0)
+    mirror = pts * np.array([-1.0, -1.0, 1.0])   # R,A read as L,P (the flip lps_to_ras makes)
+    inside = ct.contains_world(mirror)
+    there = np.full(len(pts), -1000.0)
+    there[inside] = ct.sample(mirror[inside], order=0)
+    # the test's own choice: a lung point in air whose mirrored reading lies in soft tissue, and one
+    # whose mirrored reading is air too
+    asked = pts[np.argmax((here < GROUND_GLASS_MIN_HU - 100) & (there > 0))]
+    quiet = pts[np.argmax((here < GROUND_GLASS_MIN_HU - 100) & inside & (there < -900))]
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(lab, tmp_path / "labels.nii.gz")
+    for point, question in ((asked, True), (quiet, False)):
+        typed = ",".join(f"{v:.1f}" for v in point)
+        r = run_imagio("plan", tmp_path / "ct.nii.gz", "--labels", tmp_path / "labels.nii.gz", f"--target={typed}",
+                       "--out", tmp_path / f"plan_{question}")
+        warn = [x for x in r.stderr.splitlines() if "the target point lies in aerated lung" in x]
+        assert len(warn) == 1, r.stderr
+        # old code: the warning never asks
+        assert ("did you mean --lps?" in warn[0]) == question, warn[0]
+        if question:
+            hu = float(ct.sample(lps_to_ras(point)[None], order=0)[0])
+            assert f"tissue of {hu:.0f} HU" in warn[0], (warn[0], hu)

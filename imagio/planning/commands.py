@@ -221,7 +221,7 @@ def cmd_plan(args) -> int:
     from ..progress import printer
     from .planner import NoFeasiblePath, plan
     from .. import io
-    from .problem import Constraints, Needle, PlanningProblem, load_defaults, position_from_header
+    from .problem import Constraints, Needle, PlanningProblem, load_defaults, position_from_header, with_frame_question
 
     check_numeric_flags(args)
     if args.procedure == "sarcoma-biopsy":   # issue 18: imagio.planning.sarcoma
@@ -273,6 +273,7 @@ def cmd_plan(args) -> int:
         from ..coords import with_other_frame_hint
 
         raise with_other_frame_hint(e, ct, args.target, args.lps) from e
+    prob.warnings = with_frame_question(prob.warnings, ct, args.target, args.lps)
     if args.device:   # before the plan: an organ as the ablation target is refused at once
         from .ablation.commands import require_tumour_target
 

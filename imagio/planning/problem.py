@@ -1104,6 +1104,23 @@ def _warn_target_in_aerated_lung(prob: "PlanningProblem", kji) -> None:
     prob.warnings += point_in_aerated_lung(prob.ct, prob.labels, prob.ct.kji_to_world(np.asarray(kji, float)[None])[0])
 
 
+POINT_IN_AERATED_LUNG = "the target point lies in aerated lung"   # how `point_in_aerated_lung`'s warning begins
+
+
+def with_frame_question(warnings: list[str], ct: Volume, text, lps: bool) -> list[str]:
+    """``warnings`` with the `point_in_aerated_lung` warning of the point target ``text`` (as typed,
+    read under ``lps``) ending in `imagio.coords.other_frame_hint`'s question where it applies: the
+    same numbers read in the other frame lie in tissue ("... did you mean --lps?"). New-user trial
+    111: a nodule's L,P,S centre typed as R,A,S landed in aerated lung, and the warning only said
+    "check the point", although the mirrored reading lies in the nodule."""
+    from ..coords import is_point, other_frame_hint, parse_point
+
+    if not is_point(text) or not any(w.startswith(POINT_IN_AERATED_LUNG) for w in warnings):
+        return warnings
+    hint = other_frame_hint(ct, parse_point(text, lps), lps)
+    return [f"{w}; {hint}" if hint and w.startswith(POINT_IN_AERATED_LUNG) else w for w in warnings]
+
+
 def point_in_aerated_lung(ct: Volume, labels: Volume | None, point_ras, tool: str = "needle") -> list[str]:
     """[a warning] when the point target ``point_ras`` (RAS mm) lies in aerated lung: the median of
     its 3 x 3 x 3 CT voxels is below ground glass's lower bound (``ground_glass_min_hu`` of
@@ -1130,7 +1147,7 @@ def point_in_aerated_lung(ct: Volume, labels: Volume | None, point_ras, tool: st
         name = str(labels.labels.get(v, "")) if v else ""
     if name and name not in AERATED_LUNG:
         return []
-    return [f"the target point lies in aerated lung (median {hu:.0f} HU around it, below ground "
+    return [f"{POINT_IN_AERATED_LUNG} (median {hu:.0f} HU around it, below ground "
             f"glass's {low:.0f} HU, Hansell 2008), {'in ' + name if name else 'unlabelled'}: no "
             f"lesion is seen there and the {tool} would end in air; click the lesion, give its label as "
             "--target or --lesions, or check the point (RAS, as in Slicer; --lps for LPS)"]

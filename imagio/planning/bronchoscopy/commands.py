@@ -283,6 +283,7 @@ def cmd_bronch(args) -> int:
     from ...progress import Progress, printer
     from ..commands import check_fixed_outputs
     from ...coords import with_other_frame_hint
+    from ..problem import with_frame_question
     from ...volume import as_ras_canonical
 
     scope_diameter(args.scope, allow_zero=False)   # trial 28: --scope 0 planned a route
@@ -345,7 +346,8 @@ def cmd_bronch(args) -> int:
     lungs, vessels = lung_envelope(structures)
     notes = side_notes + [x for x in (odd_scope, shift_note, piece_note) if x]
     notes += [x for x in (reformat_note(air, mask, f"the airway mask {args.airways}", as_read),) if x]   # trial 78 L4
-    notes += target_tissue(ct, target, target_name or args.target, structures)
+    notes += with_frame_question(target_tissue(ct, target, target_name or args.target, structures), ct,
+                                 args.target, args.lps)
     if target_name and target_name != args.target:
         notes.append(f"the target point lies in the segment {target_name!r}: planned to that lesion's outline "
                      "(distances from its surface, bronchus sign from it)")
