@@ -825,7 +825,14 @@ def _precompute(problem: PlanningProblem, lo, hi, cap: float, progress=None, reu
     else:  # fallback for label maps without lungs: aerated = air inside the body
         aerated = body & (hu < -400)
         lung = ndimage.binary_closing(aerated, iterations=2) & body | aerated
-    if problem.target.value and problem.target.in_lung:
+    tissue = getattr(problem.target, "tissue", None)
+    if tissue is not None and tissue.enclosed:   # a point's solid island in the lung (`target_tissue`)
+        a = np.maximum(tissue.lo - lo, 0)
+        b = np.minimum(tissue.lo + np.asarray(tissue.mask.shape) - lo, np.asarray(label.shape))
+        if np.all(b > a):
+            lung[a[0]:b[0], a[1]:b[1], a[2]:b[2]] |= tissue.mask[tuple(
+                slice(x + lo[i] - tissue.lo[i], y + lo[i] - tissue.lo[i]) for i, (x, y) in enumerate(zip(a, b)))]
+    elif problem.target.value and problem.target.in_lung:
         lung |= label == problem.target.value
     _or_bits(flags, lung, LUNG)
     _or_bits(flags, aerated, AERATED)

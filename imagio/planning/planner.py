@@ -77,11 +77,19 @@ def format_report(report: dict) -> str:
                  "if that is clinically acceptable. ")
     # with the target too close, every path fails there and the best near-miss is no example to
     # follow (new-user trial 48 L2: one through the aorta, "clearance -1.5 mm"): left to the JSON
-    near = "" if first else f"Best near-miss (entry {nm.get('entry_ras')}): {why}. "
+    near = "" if close else f"Best near-miss (entry {nm.get('entry_ras')}): {why}. "
     # the couch side excluding the most entries: another position is the first thing to try (trial
     # 80 M6: STS_002's ablation, 666 entries excluded only by the table side, feasible prone)
     only = {k: v.get("only_this", 0) for k, v in report.get("excluded_by", {}).items()}
     couch = only and max(only, key=only.get) == "table_side" and only["table_side"] > 0
+    tissue = report.get("target_tissue") or {}
+    if tissue:   # the target's own tissue, before the couch (new-user trial 111)
+        couch = couch and only["table_side"] > tissue["alone"]
+        first += (f"{tissue['words']}. No label tells a nodule there from the chest wall it touches, so a path that "
+                  "reaches the point through the lung is counted as leaving the lung into it (a 2nd pleural "
+                  f"crossing): {tissue['into']} of the entries excluded by pleural_crossings end that way, "
+                  f"{tissue['alone']} of them by that alone. If the point lies in a nodule, give its outline: "
+                  "--lesions FILE --target LABEL (imagio lesion CT --point R,A,S --out FILE makes one). ")
     relax = ("The couch side excludes the most entries by itself: if the patient can lie otherwise, plan another "
              "position (--position prone, supine, left_lateral or right_lateral); or relax" if couch else "Relax")
     # the skin within reach lies where the body is cut (trials 86-87): no position or margin helps there
@@ -442,7 +450,34 @@ class Plan:
                 out["target_too_close"] = close
             if "unseen_skin" in out["excluded_by"]:
                 out["excluded_by"]["unseen_skin"]["sides"] = self.unseen_sides()
+            tissue = self.target_tissue()
+            if tissue:
+                out["target_tissue"] = tissue
         return to_jsonable(out)
+
+    def target_tissue(self) -> dict | None:
+        """For a point target in solid tissue beside the lung (`target_tissue.point_tissue`), the
+        paths refused for their pleural crossings because they reach the target from the lung
+        straight into that tissue (new-user trial 111: lung2's juxtapleural nodule clicked without
+        its outline, the lung -> nodule step counted as a 2nd crossing): {words, into: such rows,
+        alone: those that only this step makes infeasible (no other rule violated and one crossing
+        fewer within the limit)}; None when no such path or no such tissue."""
+        from .target_tissue import last_step_into
+
+        p, t = self.problem, self.table
+        tissue = getattr(p.target, "tissue", None)
+        if tissue is None or tissue.enclosed or not len(t):   # an enclosed one counts as lung already
+            return None
+        bit = BIT["pleural_crossings"]
+        rows = np.flatnonzero((t.violations & bit) > 0)
+        into = [int(i) for i in rows
+                if last_step_into(tissue, p.ct, p.labels, t.entry_ras[i], t.target_ras[i])]
+        if not into:
+            return None
+        alone = sum(1 for i in into if int(t.violations[i]) == bit
+                    and int(t.pleural_crossings[i]) - 1 <= p.constraints.max_pleural_crossings)
+        return {"words": tissue.words(), "enclosed": bool(tissue.enclosed), "into": len(into), "alone": alone,
+                "rays_pct": {k: round(float(v), 1) for k, v in tissue.rays.items()}}
 
     def unseen_sides(self) -> dict:
         """{side: entries}: the candidate entries excluded as ``unseen_skin`` per side of the image

@@ -181,6 +181,9 @@ class Target:
     organ: str = ""  # organ holding the target (e.g. "liver" for a liver tumour), "" unknown
     point_given: bool = False  # the user gave a point (its label is the host, not the target)
     in_lung: bool = False  # a lesion inside the visceral pleura (`target_in_lung`): lung -> target crosses no pleura
+    # a point target's solid tissue beside the lung (`target_tissue.point_tissue`); when enclosed by
+    # lung it sets ``in_lung`` and counts as lung for the pleural counts; else the failure words
+    tissue: object = None
 
 
 GENERIC_NAME = re.compile(r"^(label|segment|structure)_?\d+$", re.IGNORECASE)  # a value without a real name
@@ -576,6 +579,17 @@ class PlanningProblem:
         _refuse_lung_beyond_skin(prob, ndl.length_mm)
         tgt.organ = tgt.organ or host_organ(labels, tgt, prob)
         tgt.in_lung = target_in_lung(prob.labels, tgt)
+        if tgt.point_given and not tgt.in_lung:   # a point in solid tissue beside the lung (trial 111)
+            from .target_tissue import point_tissue
+
+            tgt.tissue = point_tissue(prob.ct, prob.labels, tgt.point_ras)
+            if tgt.tissue is not None and tgt.tissue.enclosed:
+                tgt.in_lung = True
+                prob.warnings.append(
+                    f"the target point lies in solid tissue ({tgt.tissue.hu:.0f} HU, {tgt.tissue.volume_ml:.1f} mL) "
+                    f"enclosed by {tgt.tissue.lung or 'the lung'} and not labelled as a lesion: read as an "
+                    "intrapulmonary nodule, which a path from the lung enters without crossing the pleura; give its "
+                    "outline (--lesions, or imagio lesion CT --point R,A,S) for its margins and size")
         _enter_host_organ(prob)
         # unlabelled dense tissue continuous with a labelled vessel is that vessel (trial 90 HIGH 1):
         # after the target organ is known (the density check's checked voxels)

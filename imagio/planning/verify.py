@@ -216,8 +216,10 @@ class Verifier:
             if mm + 1e-6 < c.min_liver_parenchyma_mm - step:
                 problems.append(f"{mm:.1f} mm of liver before the lesion < {c.min_liver_parenchyma_mm:g} mm")
         notes = self._bone_run(e, t, length, problems)
-        problems += self._lung_checks(lab, diag / step)
-        problems += self._shaft_grazes_lung(pts, lab, diag)
+        tissue = getattr(p.target, "tissue", None)   # a point's solid island in the lung (`target_tissue`)
+        island = tissue.contains(kji) if tissue is not None and tissue.enclosed else None
+        problems += self._lung_checks(lab, diag / step, island)
+        problems += self._shaft_grazes_lung(pts, lab, diag, island)
         dense, dnotes = self.dense.check(pts, e)
         problems += dense
         notes += dnotes
@@ -280,7 +282,8 @@ class Verifier:
             self._lung_tree = cKDTree(voxel_positions(self.ct, kji)) if len(kji) else False
         return self._lung_tree or None
 
-    def _shaft_grazes_lung(self, pts: np.ndarray, lab: np.ndarray, diag: float) -> list[str]:
+    def _shaft_grazes_lung(self, pts: np.ndarray, lab: np.ndarray, diag: float,
+                           island: np.ndarray | None = None) -> list[str]:
         """A needle whose shaft (radius + placement uncertainty, ``needle.widening_mm``) comes
         within reach of the lung and leaves it again before the target grazes the lung: it would
         cross the visceral pleura there, twice, unseen by the axis count of `_lung_checks`
@@ -299,13 +302,15 @@ class Verifier:
         lung = lobes + contents
         if not lung or self.widen <= 0:
             return []
-        if p.target.value and p.target.in_lung:
+        if p.target.value and p.target.in_lung and island is None:
             lung.append(p.target.value)
         tree = self._lung_boundary(lung)
         if tree is None:
             return []
         d, _ = tree.query(pts, distance_upper_bound=self.widen + self.half + 1.0)
         touch = (d - self.half <= self.widen) | np.isin(lab, lung)
+        if island is not None:   # the target's solid island in the lung is inside the pleura
+            touch |= island
         touch &= np.linalg.norm(pts - pts[0], axis=1) > diag
         if not touch.any():
             return []
@@ -322,7 +327,7 @@ class Verifier:
                         f"{c.max_pleural_crossings})"]
         return []
 
-    def _lung_checks(self, lab: np.ndarray, min_run: float) -> list[str]:
+    def _lung_checks(self, lab: np.ndarray, min_run: float, island: np.ndarray | None = None) -> list[str]:
         """Pleural and fissure crossings counted on the dense label samples ``lab`` (entry
         first): the pleura is crossed where the path enters or leaves the lung (lobes, lung
         contents, a lung target), ignoring excursions shorter than ``min_run`` samples (one voxel
@@ -332,9 +337,11 @@ class Verifier:
         lobes, inner = self._lung_parts()
         if not lobes:
             return []
-        if p.target.value and p.target.in_lung:
+        if p.target.value and p.target.in_lung and island is None:
             inner.append(p.target.value)
         in_lung = np.isin(lab, lobes + inner)
+        if island is not None:   # a point target's solid island in the lung (`target_tissue`)
+            in_lung |= island
         # runs of equal membership; drop short runs (merge them into their neighbours)
         change = np.flatnonzero(np.diff(in_lung.astype(np.int8))) + 1
         bounds = np.concatenate([[0], change, [len(lab)]])
