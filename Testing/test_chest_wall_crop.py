@@ -122,3 +122,30 @@ def test_lung2_lateral_crop_with_the_arm_against_the_chest_is_refused_for_its_re
     m = __import__("re").search(r"the (\d+) mL of air in view reaches the edge of the view and was read as outside", said)
     assert m and abs(float(m.group(1)) - air_ml) <= 0.05 * air_ml, said   # old code: no such words
     assert "\n" not in said
+
+
+@pytest.mark.data
+def test_lidc_lateral_crop_with_skin_in_view_is_not_said_to_show_no_skin(shared_data):
+    """New-user trials 110 and 111 (LOW): LIDC-IDRI-0003's slab cut to its right lateral chest wall
+    ([k all, j 230:360, i 0:160]: skin, the outside air on it, the arm and scapula, ribs, and the lung
+    open to the medial, anterior, posterior and both axial faces). The lung was found (the whole
+    air component the uncropped slices' outline encloses), but the note said "the field of view lies
+    inside a lung (...; no skin in view)" of a view that shows the skin and outside air. The note now
+    says the view cuts a lung held by chest wall or mediastinum, not by skin."""
+    ct = read_image_once(shared_data / "lidc-slabs" / "LIDC-IDRI-0003_slab.nii.gz")
+    lo, hi = (0, 230, 0), (ct.shape[0], 360, 160)
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    inside = np.stack([ndimage.binary_fill_holes(s > -500) for s in ct.array])[:, sl[1], sl[2]]
+    a = ct.array[sl]
+    c = ct.crop(lo, hi)
+    v = c.voxel_volume_ml
+    lung_t, outside = (a < -400) & inside, (a < -400) & ~inside
+    assert lung_t.sum() * v > 100.0 and outside.sum() * v > 10.0   # lung, and outside air on the skin
+    m, meta = segment_masks(c, ["body", "lungs"])
+    lung = m["lung_right"] | m["lung_left"]
+    assert (lung & lung_t).sum() >= 0.95 * lung_t.sum()
+    assert not (lung & outside).any()
+    said = " ".join(meta["warnings"])
+    assert "lung_field" in meta and "the field of view cuts a lung" in said, said
+    # old code: "the field of view lies inside a lung (...; no skin in view)"
+    assert "no skin" not in said and "inside a lung" not in said, said

@@ -194,13 +194,17 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
         # fov5: `bone_shell.uncortexed_lumens` and a spinal canal for 'vertebrae', below)
         meta["lung_field"] = {"ml": round(body_info["lung_field_ml"], 1)}
         wall = body_info.get("lung_field_wall_ml", 0.0)
-        how = (f"{body_info['lung_field_ml']:.0f} mL of lung air reaches its whole edge; no skin or outside "
-               "air in view): the lung is taken to continue beyond every face" if not wall else
-               f"{body_info['lung_field_ml']:.0f} mL of air with the lung's vessel tree, {wall:.0f} mL of it "
-               "against chest wall or mediastinum where skin with subcutaneous fat would border outside "
-               "air; no skin in view): the lung is taken to continue beyond the faces it reaches")
+        # the second way (a face of the view in chest wall or mediastinum) says nothing of the skin:
+        # a lateral chest-wall crop shows skin and outside air beside the lung it cuts (new-user
+        # trials 110 and 111: "no skin in view" was said of such a crop)
+        how = (f"the field of view lies inside a lung ({body_info['lung_field_ml']:.0f} mL of lung air reaches "
+               "its whole edge; no skin or outside air in view): the lung is taken to continue beyond every "
+               "face" if not wall else
+               f"the field of view cuts a lung ({body_info['lung_field_ml']:.0f} mL of air with the lung's vessel "
+               f"tree reaches the view's faces, {wall:.0f} mL of it held by chest wall or mediastinum, not by "
+               "skin with subcutaneous fat): the lung is taken to continue beyond the faces it reaches")
         meta["warnings"].append(
-            f"the field of view lies inside a lung ({how}; bronchi cannot be told from lung without the "
+            f"{how}; bronchi cannot be told from lung without the "
             "trachea, and bone labels here are not checked against the chest wall (a contrast-filled "
             "vessel with no cortex is left out of them, one cut thin by the view may not be): check them")
     if "body" in want:
@@ -417,7 +421,7 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
             spine_x = canal["x_mm"] if spine else spine_x
             if not spine and bone.any():
                 meta["warnings"].append(
-                    "bones: the field of view lies inside a lung and shows no spinal canal: no bone "
+                    "bones: the field of view shows lung out to its faces and no spinal canal: no bone "
                     "is named 'vertebrae' (a vertebra cut so that its canal is not in view is in 'bone')")
         notes: list[str] = []
         hull = None   # the lungs' per-plane hull, once for `split_bones` and `bones.vein_in_mediastinum`
