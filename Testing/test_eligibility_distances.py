@@ -70,7 +70,9 @@ def test_distances_are_boundary_distances():
             ivc = _independent(labels, 2, [3])
             gb = _independent(labels, 2, [4])
             # the IVC (16 mm) counts exactly when its boundary lies within 5 mm of the tumour
-            assert (not by["perivascular"]["favourable"]) == (ivc <= 5.0), (grid, gap, ivc, by["perivascular"])
+            # beyond 5 mm: no intrahepatic vessel is labelled here, so the criterion is not checked (None)
+            assert by["perivascular"]["favourable"] is (False if ivc <= 5.0 else None), (grid, gap, ivc,
+                                                                                          by["perivascular"])
             if ivc <= 5.0:
                 assert by["perivascular"]["value"] >= 8.0
             assert by["near_gallbladder"]["value"] == pytest.approx(gb, abs=0.01), (grid, gap)

@@ -245,7 +245,7 @@ def test_eligibility_says_when_the_image_ends_near_the_lesion():
     assert own < 10 and any(f"ends {own:.1f} mm from the lesion (its superior end (last slice))" in w for w in res["warnings"]), res
     centred = labels.with_array(np.where(lab == 2, 1, lab).astype(np.uint8))
     centred.array[(x - 45) ** 2 + (y - 30) ** 2 + (z - 29) ** 2 <= 7 ** 2] = 2
-    assert assess(ct, centred, "liver_tumor_1")["warnings"] == []
+    assert not [w for w in assess(ct, centred, "liver_tumor_1")["warnings"] if "the image ends" in w]
 
 
 def test_eligibility_cli_reads_label_names(tmp_path, capsys):

@@ -15,7 +15,7 @@ from scipy import ndimage
 from ..errors import InputError
 from ..io import labels_on_grid
 from ..volume import Volume
-from .characterise import INTRAHEPATIC, _crop, boundary_distance_mm, characterise
+from .characterise import INTRAHEPATIC, _crop, boundary_distance_mm, characterise, is_liver
 
 VESSELS = INTRAHEPATIC + ("portal_vein_and_splenic_vein", "inferior_vena_cava")
 
@@ -50,7 +50,17 @@ def _lesion_at(labels: Volume, point) -> str:
 
 
 def assess(ct: Volume, labels: Volume, lesion) -> dict:
-    """{suitable: bool, reasons: [{criterion, value, threshold, met, source}], measurements}.
+    """{suitable, reasons: [{criterion, value, threshold, favourable, detail, source}], not_checked,
+    warnings, measurements}.
+
+    Each reason's ``favourable`` is True, False, or None where the criterion could not be checked:
+    what it needs is not labelled (new-user trial 112 F6: a map without intrahepatic vessels read
+    "no vessel >= 3 mm within 5 mm", favourable, beside an unlabelled 5-8 mm vessel abutting the
+    tumour; adjacent structures absent from the map were skipped without a word). A structure that
+    lies outside the liver (gallbladder, bowel, stomach, diaphragm) and is not labelled is still
+    judged where the lesion lies deeper inside the liver than the criterion's distance: anything
+    outside the liver is at least as far as its capsule. ``suitable``: False when any criterion is
+    unfavourable, else None when any is not checked (``not_checked`` names them), else True.
 
     lesion: a structure name of ``labels`` (its spelling as `anatomy.name_in` reads it), or a
     point (RAS mm, 3 numbers) inside a lesion label: the piece of that label holding the point
@@ -94,7 +104,8 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
 
     def add(criterion, value, threshold, ok, source, detail=""):
         reasons.append({"criterion": criterion, "value": None if value is None else round(float(value), 2),
-                        "threshold": threshold, "favourable": bool(ok), "detail": detail, "source": source})
+                        "threshold": threshold, "favourable": None if ok is None else bool(ok), "detail": detail,
+                        "source": source})
 
     size = rep.long_axis_mm
     add("size", size, f"<= {c['max_diameter_mm']['value']} mm", size <= c["max_diameter_mm"]["value"],
@@ -112,24 +123,53 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
     vessel = np.isin(sub_lab, vessel_vals)
     near = vessel & (dist <= pv["distance_mm"])
     dmax = float(vessel_diameters(vessel, sk)[near].max()) if near.any() else 0.0
-    add("perivascular", dmax, f"no vessel >= {pv['vessel_diameter_mm']} mm within {pv['distance_mm']} mm",
-        dmax < pv["vessel_diameter_mm"], pv["source"], "largest vessel diameter near the lesion (mm)")
+    pv_text = f"no vessel >= {pv['vessel_diameter_mm']} mm within {pv['distance_mm']} mm"
+    if dmax < pv["vessel_diameter_mm"] and not any(n in INTRAHEPATIC for n in labels.labels.values()):
+        # no labelled vessel near, and none of the liver's own vessels labelled: not seen, not absent
+        add("perivascular", None, pv_text, None, pv["source"],
+            "not checked: no intrahepatic vessel (" + ", ".join(INTRAHEPATIC) + ") is labelled, so a vessel "
+            "beside the lesion cannot be told from liver; label them (imagio vessels CT --organ liver "
+            "--organ-labels LABELS --out FILE, or TotalSegmentator's liver_vessels) and judge again")
+    else:
+        add("perivascular", dmax, pv_text, dmax < pv["vessel_diameter_mm"], pv["source"],
+            "largest vessel diameter near the lesion (mm)")
     adj = c["adjacent_structures_mm"]
-    for name in adj["structures"]:
-        vals = [v for v, n in labels.labels.items() if n == name]
-        if not vals:
-            continue
-        m = np.isin(sub_lab, vals)
-        d = float(dist[m].min()) if m.any() else None
-        if d is not None:
-            add(f"near_{name}", d, f">= {adj['value']} mm", d >= adj["value"], adj["source"])
     kji = np.argwhere(mask)
     gap, where = labels.nearest_end(kji.min(0), kji.max(0))
+    # what the image shows of the lesion's surroundings: the capsule's distance bounds a structure
+    # outside the liver, but not past the image's end (the liver may go on there, and the diaphragm)
+    seen = min(rep.distance_to_surface_mm, gap) if is_liver(rep.organ) else float("nan")
+    for name in adj["structures"]:
+        vals = [v for v, n in labels.labels.items() if n == name]
+        m = np.isin(sub_lab, vals) if vals else np.zeros(sub_lab.shape, bool)
+        if m.any():
+            d = float(dist[m].min())
+            add(f"near_{name}", d, f">= {adj['value']} mm", d >= adj["value"], adj["source"])
+        elif vals and gap >= adj["value"]:   # labelled, none within the crop (25 mm round the lesion)
+            add(f"near_{name}", None, f">= {adj['value']} mm", True, adj["source"],
+                "labelled, none within 25 mm of the lesion")
+        elif name not in adj["intrahepatic"] and np.isfinite(seen) and seen >= adj["value"]:
+            add(f"near_{name}", None, f">= {adj['value']} mm", True, adj["source"],
+                f"not labelled; it lies outside the liver, so at least as far as the capsule ({seen:.1f} mm)")
+        else:
+            why = ("it runs inside the liver" if name in adj["intrahepatic"] else
+                   f"the image ends {gap:.1f} mm from the lesion" if gap < adj["value"] else
+                   f"the lesion lies {seen:.1f} mm from the capsule" if np.isfinite(seen) else
+                   "the capsule's distance is not known")
+            add(f"near_{name}", None, f">= {adj['value']} mm", None, adj["source"],
+                f"not checked: {name} is {'labelled' if vals else 'not labelled'} and {why}; "
+                f"{'check it on a scan of the whole liver' if vals else 'label it and judge again'}")
     reach = max(sub, pv["distance_mm"], adj["value"])
     warnings = pieces + ([f"the image ends {gap:.1f} mm from the lesion (its {where}): the capsule, vessels and "
                  f"structures beyond it are not seen, so the criteria within {reach:g} mm cover only the imaged "
                  "part; check on a scan of the whole liver"] if gap < reach else [])
-    warnings += [f"{r['criterion']}: {r['detail']}" for r in reasons if r["value"] is None]
-    return {"lesion": lesion, "suitable": all(r["favourable"] for r in reasons), "reasons": reasons,
+    unchecked = [r["criterion"] for r in reasons if r["favourable"] is None]
+    warnings += [f"{r['criterion']}: {r['detail']}" for r in reasons
+                 if r["favourable"] is None or (r["value"] is None and not r["favourable"])]
+    suitable = (False if any(r["favourable"] is False for r in reasons) else None if unchecked else True)
+    if suitable is None:
+        warnings.append(f"suitability not decided: {len(unchecked)} criteria not checked ({', '.join(unchecked)}); "
+                        "every checked criterion is favourable")
+    return {"lesion": lesion, "suitable": suitable, "not_checked": unchecked, "reasons": reasons,
             "warnings": warnings, "measurements": rep.to_dict(),
             "note": "eligibility flags support the tumour board; they are not a treatment decision"}

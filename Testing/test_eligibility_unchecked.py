@@ -1,0 +1,81 @@
+"""Ablation eligibility says which criteria it could not check (new-user trial 112 F6).
+
+A TotalSegmentator 'total' map labels no intrahepatic vessel (hepatic or portal branches: a
+separate task) and no diaphragm or bile duct. `imagio eligibility` read that as "no vessel >= 3
+mm within 5 mm", favourable, "suitable": true, beside a 5-8 mm unlabelled vessel abutting the
+tumour on the CT, and skipped every adjacent structure the map lacks without a word. Now such a
+criterion is not checked (favourable None, said), "suitable" is None while any is, and an
+unlabelled structure outside the liver is judged from the capsule's distance, which bounds it.
+
+Geometry (1 mm grid, RAS = ijk): a liver block i >= 4; a 10 mm tumour (r 5 mm); a 6 mm vessel
+(cylinder along S) whose wall touches the tumour, unlabelled unless the test labels it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imagio.stratification.ablation_eligibility import assess, criteria
+from imagio.volume import Volume
+
+SHAPE = (60, 70, 80)
+
+
+def _case(depth_mm: float, vessel_label: str | None):
+    """The tumour's surface ``depth_mm`` inside the capsule (i = 4); the vessel beside it."""
+    k, j, i = np.indices(SHAPE)
+    lab = np.zeros(SHAPE, np.uint8)
+    lab[:, :, 4:] = 1
+    ci = 4 + depth_mm + 5
+    tumour = (k - 30) ** 2 + (j - 30) ** 2 + (i - ci) ** 2 <= 5 ** 2
+    vessel = ((j - 30 - 5 - 3) ** 2 + (i - ci) ** 2 <= 3 ** 2) & (i >= 4)   # wall at the tumour's edge
+    lab[tumour] = 2
+    names = {1: "liver", 2: "liver_tumor_1"}
+    if vessel_label:
+        lab[vessel] = 3
+        names[3] = vessel_label
+    labels = Volume(lab, np.eye(4), labels=names)
+    hu = np.where(tumour, 40, np.where(lab > 0, 95, -100))
+    hu[vessel & (lab != 2)] = 140   # the vessel is on the CT, labelled or not
+    return labels.with_array(hu.astype(np.int16), labels={}), labels
+
+
+def _by(res):
+    return {r["criterion"]: r for r in res["reasons"]}
+
+
+def test_perivascular_is_not_checked_without_intrahepatic_vessels():
+    ct, labels = _case(20.0, None)
+    res = assess(ct, labels, "liver_tumor_1")
+    pv = _by(res)["perivascular"]
+    # old code: value 0.0, favourable True, suitable True
+    assert pv["favourable"] is None and pv["value"] is None, pv
+    assert res["suitable"] is None and "perivascular" in res["not_checked"], res
+    assert any(w.startswith("perivascular: not checked") for w in res["warnings"]), res["warnings"]
+    # the same vessel labelled: seen, and unfavourable (6 mm >= 3 mm, 0 mm from the tumour)
+    ct, labels = _case(20.0, "hepatic_vein")
+    res = assess(ct, labels, "liver_tumor_1")
+    pv = _by(res)["perivascular"]
+    assert pv["favourable"] is False and pv["value"] >= 5.0, pv
+    assert res["suitable"] is False
+
+
+@pytest.mark.parametrize("depth", [4.0, 20.0])
+def test_unlabelled_extrahepatic_structures_are_bounded_by_the_capsule(depth):
+    ct, labels = _case(depth, "portal_vein")
+    c = criteria()["adjacent_structures_mm"]
+    res = assess(ct, labels, "liver_tumor_1")
+    by = _by(res)
+    cap = by["subcapsular"]["value"]
+    assert cap == pytest.approx(depth, abs=1.0)
+    for name in c["structures"]:
+        r = by[f"near_{name}"]   # old code: no row for a structure the map lacks
+        if name in c["intrahepatic"]:          # a bile duct may lie nearer than the capsule
+            assert r["favourable"] is None, r
+        elif cap >= c["value"]:                # outside the liver: at least as far as the capsule
+            assert r["favourable"] is True and f"({cap:.1f} mm)" in r["detail"], r
+        else:
+            assert r["favourable"] is None, r
+    assert set(res["not_checked"]) == {k for k, r in by.items() if r["favourable"] is None}
+    # never "suitable" while a criterion is not checked (the bile duct is not labelled here)
+    assert res["suitable"] is not True
