@@ -1986,7 +1986,10 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         if share is not None and share < EDGE_SUPPORT_MIN:
             _edge_support_note(notes, share, sides)
     if _from_core is None:
-        _unimaged_border_note(meas, notes, mask, ct, thr)
+        # where the edge-support warning already said the border is not seen, and on which sides,
+        # the share is kept and not said again (trial 72 D2: one fact, one warning)
+        said = meas.edge_support is not None and meas.edge_support < EDGE_SUPPORT_MIN
+        _unimaged_border_note(meas, notes, mask, ct, thr, say=not said)
     plaus = _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge,
                           measured=None if data is None else data.data)
     own = [i for i, n in enumerate(notes) if n.startswith(OWN_LEAK)]
@@ -2158,15 +2161,16 @@ def edge_support(mask: np.ndarray, ct: Volume) -> tuple:
     return float(edge.mean()), [SIDE_NAMES[i] for i in range(6) if n_all[i] and 2 * n_no[i] > n_all[i]]
 
 
-def _unimaged_border_note(meas: LesionMeasurements, notes: list, mask: np.ndarray, ct: Volume, thr) -> None:
+def _unimaged_border_note(meas: LesionMeasurements, notes: list, mask: np.ndarray, ct: Volume, thr,
+                          say: bool = True) -> None:
     """Set ``meas.unimaged_border`` (and its sides) from `unimaged_border` and, when it reaches
-    ``UNIMAGED_BORDER_MIN``, say in ``notes`` that the size there is the tool's, not an imaged
+    ``UNIMAGED_BORDER_MIN`` (and ``say``), say in ``notes`` that the size there is the tool's, not an imaged
     border's, on which side and against what tissue (trial 106 MED 3: Lung_Dx-A0001's mass got
     no doubt at all on an oblique re-grid, its size withheld as click-dependent on its own grid)."""
     share, sides, hu = unimaged_border(mask, ct, thr)
     meas.unimaged_border = None if share is None else round(share, 3)
     meas.unimaged_border_sides = list(sides)
-    if share is None or share < UNIMAGED_BORDER_MIN:
+    if not say or share is None or share < UNIMAGED_BORDER_MIN:
         return
     where = f"mostly on its {', '.join(sides)} side" if 0 < len(sides) < 6 else "all round"
     notes.append(f"{UNIMAGED_NOTE} over {100 * share:.0f} % of its surface ({where}, where it abuts tissue of "
