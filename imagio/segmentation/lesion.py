@@ -2174,8 +2174,8 @@ def _unimaged_border_note(meas: LesionMeasurements, notes: list, mask: np.ndarra
         return
     where = f"mostly on its {', '.join(sides)} side" if 0 < len(sides) < 6 else "all round"
     notes.append(f"{UNIMAGED_NOTE} over {100 * share:.0f} % of its surface ({where}, where it abuts tissue of "
-                 f"{hu:.0f} HU, within its own density band: e.g. the chest wall, the mediastinum or collapsed "
-                 "lung): there no change of density stops the region, so the outline was placed by the tool's "
+                 f"{hu:.0f} HU, within its own density band: in the chest e.g. the chest wall, the mediastinum or "
+                 "collapsed lung, elsewhere a muscle or an organ): there no change of density stops the region, so the outline was placed by the tool's "
                  "shape limits, not at an edge on the image, and its volume and diameters depend on where those "
                  "limits cut, whatever the click or the grid (unimaged_border): read the size as approximate, "
                  "check the outline on that side, compare sizes only on the same reconstruction and outline, or "
