@@ -2175,18 +2175,20 @@ def _unimaged_border_note(meas: LesionMeasurements, notes: list, mask: np.ndarra
     where = f"mostly on its {', '.join(sides)} side" if 0 < len(sides) < 6 else "all round"
     notes.append(f"{UNIMAGED_NOTE} over {100 * share:.0f} % of its surface ({where}, where it abuts tissue of "
                  f"{hu:.0f} HU, within its own density band: in the chest e.g. the chest wall, the mediastinum or "
-                 "collapsed lung, elsewhere a muscle or an organ): there no change of density stops the region, so the outline was placed by the tool's "
-                 "shape limits, not at an edge on the image, and its volume and diameters depend on where those "
-                 "limits cut, whatever the click or the grid (unimaged_border): read the size as approximate, "
-                 "check the outline on that side, compare sizes only on the same reconstruction and outline, or "
-                 "outline it by hand (contrast CT or PET may show the border)")
+                 "collapsed lung, elsewhere a muscle or an organ): there no change of density stops the region, so "
+                 "the outline was placed by the tool's shape limits, not at an edge on the image, and its volume "
+                 "and diameters depend on where those limits cut, whatever the click or the grid "
+                 "(unimaged_border): read the size as approximate, check the outline on that side, compare sizes "
+                 "only on the same reconstruction and outline, or outline it by hand (contrast CT or PET may show "
+                 "the border)")
 
 
 def unimaged_border(mask: np.ndarray, ct: Volume, band) -> tuple:
     """(share, [sides], median HU) of the surface of a lesion outline (``mask``, [k, j, i] bool on
     the grid of ``ct``, HU) beyond which the tissue lies within the HU ``band`` the region was grown
-    in (``threshold_hu``, widened to at least the outline's median HU +/- ``ISO_MARGIN_HU``): there the CT shows no border (the growing did not stop for a change of
-    density; the outline was placed by the tool's shape limits: the opening, the neck cuts, the size
+    in (``threshold_hu``, widened to at least the outline's median HU +/- ``ISO_MARGIN_HU``): there
+    the CT shows no border (the growing did not stop for a change of density; the outline was
+    placed by the tool's shape limits: the opening, the neck cuts, the size
     limit), so the outline's size there is the tool's, not the lesion's, whatever the click; (None,
     [], None) when nothing can be judged. Why not the click checks alone: a linearly interpolated
     re-grid (an oblique reformat) lowers the noise, so the band narrows and every check click grows
