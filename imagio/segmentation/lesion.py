@@ -212,6 +212,8 @@ ISO_MARGIN_HU = _v("iso_attenuation_margin_hu")
 PROBE_MIN_OVERLAP = _v("probe_min_overlap")
 PROBES = int(_v("probe_clicks"))
 EDGE_SUPPORT_MIN = _v("edge_support_min")
+UNIMAGED_BORDER_MIN = _v("unimaged_border_min")
+UNIMAGED_NOTE = "the outline's border is not seen on the CT"
 ROSE_CNR = _v("rose_cnr")
 BIMODAL_D = _v("bimodal_d")
 END_SECTION_DENSE_SHARE = _v("end_section_dense_share")
@@ -1983,6 +1985,11 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
         meas.edge_support = None if share is None else round(share, 3)
         if share is not None and share < EDGE_SUPPORT_MIN:
             _edge_support_note(notes, share, sides)
+    if _from_core is None:
+        # where the edge-support warning already said the border is not seen, and on which sides,
+        # the share is kept and not said again (trial 72 D2: one fact, one warning)
+        said = meas.edge_support is not None and meas.edge_support < EDGE_SUPPORT_MIN
+        _unimaged_border_note(meas, notes, mask, ct, thr, say=not said)
     plaus = _plausibility(mask, ct, meas, hit_limit=hit_limit, no_edge=no_edge,
                           measured=None if data is None else data.data)
     own = [i for i, n in enumerate(notes) if n.startswith(OWN_LEAK)]
@@ -2152,6 +2159,78 @@ def edge_support(mask: np.ndarray, ct: Volume) -> tuple:
     n_all = np.bincount(side, minlength=6)
     n_no = np.bincount(side[~edge], minlength=6)
     return float(edge.mean()), [SIDE_NAMES[i] for i in range(6) if n_all[i] and 2 * n_no[i] > n_all[i]]
+
+
+def _unimaged_border_note(meas: LesionMeasurements, notes: list, mask: np.ndarray, ct: Volume, thr,
+                          say: bool = True) -> None:
+    """Set ``meas.unimaged_border`` (and its sides) from `unimaged_border` and, when it reaches
+    ``UNIMAGED_BORDER_MIN`` (and ``say``), say in ``notes`` that the size there is the tool's, not an imaged
+    border's, on which side and against what tissue (trial 106 MED 3: Lung_Dx-A0001's mass got
+    no doubt at all on an oblique re-grid, its size withheld as click-dependent on its own grid)."""
+    share, sides, hu = unimaged_border(mask, ct, thr)
+    meas.unimaged_border = None if share is None else round(share, 3)
+    meas.unimaged_border_sides = list(sides)
+    if not say or share is None or share < UNIMAGED_BORDER_MIN:
+        return
+    where = f"mostly on its {', '.join(sides)} side" if 0 < len(sides) < 6 else "all round"
+    notes.append(f"{UNIMAGED_NOTE} over {100 * share:.0f} % of its surface ({where}, where it abuts tissue of "
+                 f"{hu:.0f} HU, within its own density band: in the chest e.g. the chest wall, the mediastinum or "
+                 "collapsed lung, elsewhere a muscle or an organ): there no change of density stops the region, so "
+                 "the outline was placed by the tool's shape limits, not at an edge on the image, and its volume "
+                 "and diameters depend on where those limits cut, whatever the click or the grid "
+                 "(unimaged_border): read the size as approximate, check the outline on that side, compare sizes "
+                 "only on the same reconstruction and outline, or outline it by hand (contrast CT or PET may show "
+                 "the border)")
+
+
+def unimaged_border(mask: np.ndarray, ct: Volume, band) -> tuple:
+    """(share, [sides], median HU) of the surface of a lesion outline (``mask``, [k, j, i] bool on
+    the grid of ``ct``, HU) beyond which the tissue lies within the HU ``band`` the region was grown
+    in (``threshold_hu``, widened to at least the outline's median HU +/- ``ISO_MARGIN_HU``): there
+    the CT shows no border (the growing did not stop for a change of density; the outline was
+    placed by the tool's shape limits: the opening, the neck cuts, the size
+    limit), so the outline's size there is the tool's, not the lesion's, whatever the click; (None,
+    [], None) when nothing can be judged. Why not the click checks alone: a linearly interpolated
+    re-grid (an oblique reformat) lowers the noise, so the band narrows and every check click grows
+    the same outline (trial 106 MED 3: Lung_Dx-A0001's mass, size withheld on its own grid, 44.3 mL
+    without doubt on a 17/10 deg re-grid).
+
+    The share is of surface area (mm2), not of voxels, so it does not depend on the grid: it is the
+    volume share of the shell ``SHELL_MM`` outside the outline (beyond the partial-volume blur,
+    within the adjacent tissue; a shell's volume is its area times its depth) whose HU, smoothed by
+    ``SMOOTH_SIGMA_MM`` (a Gaussian in mm: the noise each voxel carries on any grid is lowered
+    before it is compared), lies in ``band``. Voxels outside the measured field (padding) are out of
+    any band. The sides (Right/Left/Anterior/Posterior/Superior/Inferior, by the largest RAS component
+    of the shell voxel's offset from the outline's centroid) are those holding at least a quarter
+    of that unimaged shell; the median HU is the unimaged tissue's (raw HU). Vectorised."""
+    from .common import bbox_slices
+
+    sk = np.asarray(ct.spacing_kji, float)
+    sl = bbox_slices(mask, SHELL_MM[1] + 3.0 * SMOOTH_SIGMA_MM + float(sk.max()), sk)
+    if sl is None:
+        return None, [], None
+    m = mask[sl]
+    raw = ct.array[sl].astype(np.float32)
+    sm = ndimage.gaussian_filter(raw, SMOOTH_SIGMA_MM / sk, mode="nearest")
+    dout = _edt(~m, sk)
+    shell = ~m & (dout > SHELL_MM[0]) & (dout <= SHELL_MM[1])
+    if not shell.any():
+        return None, [], None
+    # the band, and at least the lesion's median +/- ISO_MARGIN_HU (two soft tissues closer than that
+    # are one attenuation, Hamer 2006): a band the noise set narrow (an interpolated grid's) does not
+    # make same-density tissue a border (the synthetic wall on an oblique 2.5 mm re-grid: band 5 HU wide)
+    med = float(np.median(raw[m]))
+    lo_hu, hi_hu = min(float(band[0]), med - ISO_MARGIN_HU), max(float(band[1]), med + ISO_MARGIN_HU)
+    same = shell & (sm >= lo_hu) & (sm <= hi_hu)
+    share = float(np.count_nonzero(same)) / float(np.count_nonzero(shell))
+    if not same.any():
+        return share, [], None
+    pts = np.argwhere(same)
+    lo = np.array([s_.start for s_ in sl])
+    off = ct.kji_to_world((pts + lo).astype(float)) - ct.kji_to_world((np.argwhere(m).mean(0) + lo)[None])[0]
+    n = np.bincount(side_codes(off), minlength=6)
+    sides = [SIDE_NAMES[i] for i in np.argsort(-n) if 4 * n[i] >= len(pts)]
+    return share, sides, float(np.median(raw[same]))
 
 
 def attenuation_subtype(mask: np.ndarray, a: np.ndarray, sk, organ: np.ndarray | None = None) -> tuple:

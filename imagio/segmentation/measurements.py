@@ -136,6 +136,11 @@ class LesionMeasurements:
     # border back into it, of the crossed stretch where the CT shows an intensity edge (Rose's
     # contrast-to-noise ratio, lesion.json rose_cnr); None when no check outline crossed it (trial 63 L4)
     crossing_edge_support: float | None = None
+    # share (0-1) of the outline's surface (mm2) beyond which the tissue lies in its own HU band (its
+    # border is not imaged there: the tool's shape limits placed it), and the sides where most of it
+    # lies; None when not judged. A warning when at least lesion.json unimaged_border_min (trial 106)
+    unimaged_border: float | None = None
+    unimaged_border_sides: list = field(default_factory=list)
     fat_density: bool = False  # solid kind whose tissue (air left out) has fat's mean density (may have grown into fat)
     # lung lesions: the partial-volume-corrected volume (mL, module docstring), None when not computed
     volume_pv_ml: float | None = None
