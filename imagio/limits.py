@@ -12,6 +12,7 @@ LIMITS: dict = json.loads(resources.files("imagio.data").joinpath("input_limits.
 MAX_GAP_MM = float(LIMITS["max_slice_gap_mm"]["value"])  # widest gap between slices interpolated
 TILT_MIN_DEG = float(LIMITS["tilt_detect_deg"]["value"])  # below: rounding of positions, not a tilt
 SPACING_TOL = float(LIMITS["slice_spacing_tolerance"]["value"])  # relative: uniform within this
+MAX_AGE_YEARS = float(LIMITS["patient_age_years"]["max"])  # the oldest verified human age (input_limits.json)
 
 # HU limits that segmentation and planning share (one definition each)
 GAS_MEDIAN_HU = -950.0  # outside air and bowel/stomach gas are nearly pure air (median < -960 HU);

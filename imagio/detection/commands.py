@@ -210,8 +210,9 @@ def register(subparsers) -> None:
     s.add_argument("--characterise", type=int, metavar="N",
                    help="segment, measure, type and stratify the N most probable candidates "
                         "(default: max_characterised in imagio/data/detection.json; 0: none)")
-    s.add_argument("--age", type=float, help="patient age in years (Brock, Mayo)")
-    from ..stratification.patient import accepted, sex_argument
+    from ..stratification.patient import accepted, age_argument, sex_argument
+
+    s.add_argument("--age", type=age_argument, help="patient age in years (Brock, Mayo)")
 
     s.add_argument("--sex", type=sex_argument, metavar="female|male",
                    help=f"patient sex (Brock): {accepted('sex').replace('%', '%%')}")

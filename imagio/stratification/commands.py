@@ -175,6 +175,12 @@ def cmd_risk(args) -> int:
     if (args.mean_diameter_mm or args.size_mm) > screening.MASS_MM and given != "calcified":
         out["lung_rads"]["note"] = screening.lung_rads(
             {"type": args.type, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})["note"]
+    pop, withheld = lungrads.population_note(args.age)
+    if pop and "category" in out["lung_rads"]:   # the population the category is defined for (trial 112 F5)
+        out["lung_rads"]["population"] = pop
+        if withheld:
+            out["lung_rads"]["management"] = "not given: no adult nodule guideline applies at this age"
+        say_warnings([f"lung_rads: {pop}"])
     if args.guideline and given != "calcified":
         b = out.get("brock", {})
         p = b.get("probability")
@@ -236,8 +242,9 @@ def register(sub) -> None:
                        description="Probability of malignancy from the published Brock (PanCan full model with "
                                    "spiculation) and Mayo Clinic models, the Lung-RADS v2022 category and, "
                                    "optionally, a guideline's suggested next step (a suggestion, not a decision).")
-    s.add_argument("--age", type=float, required=True, help="years")
-    from .patient import sex_argument
+    from .patient import age_argument, sex_argument
+
+    s.add_argument("--age", type=age_argument, required=True, help="years")
 
     s.add_argument("--sex", type=sex_argument, metavar="female|male",
                    help="female/f/woman/w or male/m/man (any case; the words of imagio detect and a cohort CSV); "

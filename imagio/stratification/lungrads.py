@@ -21,6 +21,26 @@ def table() -> dict:
     return json.loads(resources.files("imagio.data").joinpath("lungrads_v2022.json").read_text(encoding="utf-8"))
 
 
+def population_note(age_years: float | None) -> tuple[str, bool]:
+    """(note, management withheld) for a patient of ``age_years`` outside the population the
+    Lung-RADS categories are defined for (``screening_population`` of lungrads_v2022.json:
+    screening at 50-80 years, USPSTF 2021; the Fleischner Society's incidental-nodule guideline
+    from 35 years; below 35 no adult nodule guideline, so no management). ("", False) inside it
+    or when the age is unknown (new-user trial 112 F5: a 10-year-old was given "LDCT in 3 months")."""
+    if age_years is None:
+        return "", False
+    pop = table()["screening_population"]
+    if pop["min_age"] <= age_years <= pop["max_age"]:
+        return "", False
+    head = (f"Lung-RADS is defined for lung cancer screening at {pop['min_age']}-{pop['max_age']} years (USPSTF 2021); "
+            f"at {age_years:g} years this nodule is not a screening finding")
+    if age_years < pop["incidental_min_age"]:
+        return (f"{head}, and no adult nodule guideline applies below {pop['incidental_min_age']} years (the "
+                "Fleischner Society 2017 excludes them): the category is given for reference, its management is not"), True
+    return (f"{head}: an incidental nodule is managed by the Fleischner Society 2017 guideline (MacMahon "
+            "2017) or the BTS 2015 guideline (--guideline bts_2015); the category is given for reference"), False
+
+
 def rounded_mm(value: float) -> float:
     """``value`` (mm) to one decimal, halves rounded up, as Lung-RADS v2022 prescribes for the
     mean diameter ("rounded to the nearest tenth of a millimetre"). Python's round() works on the

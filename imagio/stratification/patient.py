@@ -54,11 +54,41 @@ def parse(field: str, text) -> float | str | bool | None:
             v = math.nan
         if not (math.isfinite(v) and v > 0):
             raise ValueError(f"{text!r} is not an age; accepted: {accepted(field)}")
+        if age_problem(v):
+            raise ValueError(age_problem(v))
         return v
     for value, words in _vocabulary(field).items():
         if t in words:
             return value
     raise ValueError(f"{text!r} is not read as {field.replace('_', ' ')}; accepted: {accepted(field)}")
+
+
+def age_problem(years: float) -> str:
+    """Why ``years`` is not a patient's age ("" when it may be): not a positive number, or older
+    than the oldest verified human (``patient_age_years`` of input_limits.json, Robine and Allard
+    1998; new-user trial 112 F5: --age 166 was accepted)."""
+    from ..limits import MAX_AGE_YEARS
+
+    if not (math.isfinite(years) and years > 0):
+        return f"{years:g} is not an age (a positive number of years)"
+    if years > MAX_AGE_YEARS:
+        return (f"{years:g} years is older than any recorded human ({MAX_AGE_YEARS:g} years, Robine and Allard "
+                "1998): check the age (years, not a birth year)")
+    return ""
+
+
+def age_argument(text: str) -> float:
+    """argparse ``type`` of ``--age`` (imagio risk, imagio detect): years, refused by `age_problem`."""
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age (years)") from None
+    why = age_problem(v)
+    if why:
+        raise argparse.ArgumentTypeError(why)
+    return v
 
 
 def sex_argument(text: str) -> str:
