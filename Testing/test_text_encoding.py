@@ -133,3 +133,19 @@ def test_a_plan_runs_and_its_outputs_read_back_under_an_ascii_locale(tmp_path):
     assert r2.returncode == 0, r2.stderr
     doc2 = json.loads((tmp_path / "plan2" / "plan.json").read_text(encoding="utf-8"))
     assert [p["entry_ras"] for p in doc["proposals"]] == [p["entry_ras"] for p in doc2["proposals"]]
+
+
+def test_a_non_ascii_file_name_is_read_and_written_under_an_ascii_locale(tmp_path):
+    # new-user trial 112 F3: `imagio info Jürgen/ct.nii.gz` under LC_ALL=C aborted in SimpleITK
+    # (std::logic_error, exit 134, no message): the name reached it with surrogate escapes
+    ct, _ = synthetic_torso(6.0)
+    folder = tmp_path / "J\u00fcrgen"
+    folder.mkdir()
+    io.write_image(ct, folder / "ct.nii.gz")
+    env = _ascii_locale()
+    r = _imagio(env, "info", folder / "ct.nii.gz")
+    assert r.returncode == 0, r.stderr
+    r = _imagio(env, "segment", folder / "ct.nii.gz", "--structures", "body", "--out", folder / "seg.seg.nrrd")
+    assert r.returncode == 0, r.stderr
+    seg = io.read_labels(folder / "seg.seg.nrrd")
+    assert "body" in seg.labels.values() and seg.shape == ct.shape

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io
+from .file_names import for_library
 from .jsonable import to_jsonable
 from .memory import release_free_memory, stage_peak_mib
 from .progress import Progress
@@ -78,7 +79,7 @@ def route_vtk_output(path) -> None:
     from vtkmodules.vtkCommonCore import vtkFileOutputWindow, vtkOutputWindow
 
     w = vtkFileOutputWindow()
-    w.SetFileName(str(path))
+    w.SetFileName(for_library(path))
     w.AppendOn()
     w.FlushOn()
     vtkOutputWindow.SetInstance(w)

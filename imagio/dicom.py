@@ -44,6 +44,7 @@ from .dicom_geometry import analyse, regular_affine_lps, regularize
 from .dicom_headers import Slice, Stack, _pydicom, choose_stack, read_header, scan_folder
 from .dicom_interleave import interleave_finding
 from .errors import InputError
+from .file_names import for_library
 from .limits import AIR_HU, MAX_GAP_MM, TILT_MIN_DEG
 
 __all__ = ["read_series", "read_header", "scan_folder", "add_series_argument"]
@@ -61,7 +62,7 @@ def _read_pixels(stack: Stack) -> np.ndarray:
         if s.frame is None:
             try:
                 with quiet_itk():
-                    img = sitk.ReadImage(str(s.path), sitk.sitkFloat32)
+                    img = sitk.ReadImage(for_library(s.path), sitk.sitkFloat32)
             except RuntimeError as e:
                 why = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown"
                 raise InputError(f"{s.path}: SimpleITK cannot read the pixels of this slice ({why[:160]}); the series "
@@ -94,7 +95,7 @@ def _multiframe_hu(path: Path, frames: list[Slice]) -> np.ndarray:
                              "have different rescales; convert it to a classic series or to NIfTI") from None
     import SimpleITK as sitk
 
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(path), sitk.sitkFloat32)).reshape(-1, s0.rows, s0.cols)
+    return sitk.GetArrayFromImage(sitk.ReadImage(for_library(path), sitk.sitkFloat32)).reshape(-1, s0.rows, s0.cols)
 
 
 def _padding_mask(stack: Stack, arr: np.ndarray) -> np.ndarray | None:

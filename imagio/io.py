@@ -26,6 +26,7 @@ import numpy as np
 
 from . import anatomy, outline_doubts
 from .errors import InputError, InputWarning
+from .file_names import for_library
 from .limits import AIR_HU, LIMITS
 from .outputs import atomic_path, write_text
 from .volume import Volume
@@ -199,7 +200,7 @@ def _read_file(path: Path) -> Volume:
             raise InputError(f"{path}: the image is incomplete: {short}; copy or convert it again")
     try:
         with quiet_itk():
-            img = sitk.ReadImage(str(path))
+            img = sitk.ReadImage(for_library(path))
     except RuntimeError as e:
         if "orthonormal" in str(e):
             raise InputError(
@@ -587,7 +588,7 @@ def write_image(vol: Volume, path) -> Path:
     sitk = _sitk()
     path = require_image_output(path, "output")
     with atomic_path(path) as tmp:
-        sitk.WriteImage(volume_to_sitk(vol), str(tmp), useCompression=True)
+        sitk.WriteImage(volume_to_sitk(vol), for_library(tmp), useCompression=True)
     return path
 
 
@@ -961,7 +962,7 @@ def _write_seg_nrrd(vol: Volume, path: Path) -> Path:
         if rec is not None:   # the whole record (`outline_doubts`); Slicer keeps only the tag
             img.SetMetaData(p + "IMAGIO_lesion", outline_doubts.dumps(rec))
     with atomic_path(path) as tmp:
-        sitk.WriteImage(img, str(tmp), useCompression=True)
+        sitk.WriteImage(img, for_library(tmp), useCompression=True)
     return path
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..file_names import for_library
+
 DATA_SUFFIX = {
     "vtkMRMLScalarVolumeNode": ".nrrd", "vtkMRMLLabelMapVolumeNode": ".nrrd",
     "vtkMRMLSegmentationNode": ".seg.nrrd", "vtkMRMLModelNode": ".vtk",
@@ -82,14 +84,14 @@ def save_scene(scene, mrml_path) -> Path:
             k += 1
         used.add(fname)
         refuse_foreign(folder / fname)
-        storage.SetFileName(str(folder / fname))
+        storage.SetFileName(for_library(folder / fname))
         if not storage.WriteData(node):
             raise OSError(f"could not write {fname} for node {node.GetName()}")
         record_output(folder / fname)
     refuse_foreign(mrml_path)
-    scene.SetRootDirectory(str(folder))
-    scene.SetURL(str(mrml_path))
-    if not scene.Commit(str(mrml_path)):
+    scene.SetRootDirectory(for_library(folder))
+    scene.SetURL(for_library(mrml_path))
+    if not scene.Commit(for_library(mrml_path)):
         raise OSError(f"could not write the scene {mrml_path}")
     record_output(mrml_path)
     for f in before - _scene_files(mrml_path) - {mrml_path}:
@@ -128,7 +130,7 @@ def reference_volume(scene, path, name: str):
     node.SetAttribute(INPUT_REFERENCE, str(path))
     storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
     scene.AddNode(storage)
-    storage.SetFileName(str(path))
+    storage.SetFileName(for_library(path))
     node.SetAndObserveStorageNodeID(storage.GetID())
     display = slicer.vtkMRMLScalarVolumeDisplayNode()
     scene.AddNode(display)
@@ -170,7 +172,7 @@ def reference_labels(scene, path, names: dict, name: str):
         return None
     node.SetAttribute(INPUT_REFERENCE, str(path))
     scene.AddNode(storage)
-    storage.SetFileName(str(path))
+    storage.SetFileName(for_library(path))
     node.SetAndObserveStorageNodeID(storage.GetID())
     if node.IsA("vtkMRMLSegmentationNode"):
         node.CreateDefaultDisplayNodes()
@@ -225,7 +227,7 @@ def load_scene(mrml_path):
     scene = new_scene()   # with the selection and unit nodes the markups measurements look up
     register_markups_storage(scene)
     bare = scene.GetNumberOfNodes()
-    scene.SetURL(str(mrml_path))
+    scene.SetURL(for_library(mrml_path))
     scene.Import()  # returns 0 without Slicer's application logic even when all nodes load
     if scene.GetNumberOfNodes() == bare:
         raise OSError(f"could not read the scene {mrml_path}")

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ..file_names import for_library
+
 
 def _surface(mask: np.ndarray, ijk_to_ras: np.ndarray):
     """The project's one mask-to-surface function (``imagio.surfaces.mask_surface``)."""
@@ -140,7 +142,7 @@ def render_plan_png(plan, path, size=(900, 700), extra=(), risk=None) -> Path:
 
     with atomic_path(path) as tmp:
         wr = vtk.vtkPNGWriter()
-        wr.SetFileName(str(tmp))
+        wr.SetFileName(for_library(tmp))
         wr.SetInputConnection(w2i.GetOutputPort())
         wr.Write()
     rw.Finalize()
