@@ -109,3 +109,26 @@ def test_isolated_noise_voxels_do_not_hide_an_unlabelled_liver():
     prob1 = PlanningProblem.build(_speckled(ct1, lab1), lab1, "liver_tumor")
     assert soft_runs(prob1, ENTRY, prob1.target.point_ras) == []
     assert not [w for w in plan(prob1).warnings if "unlabelled soft tissue" in w]
+
+
+def test_a_point_target_in_unlabelled_soft_tissue_is_said_to_lie_in_it():
+    """New-user trial 112 F8: a point clicked in Lung_Dx's perihilar mass (left as 'body') was
+    warned as "an organ may be unlabelled (liver, spleen, kidneys ...)" on every proposal: the run
+    of unlabelled soft tissue ends at the target point, so the target lies in that tissue, which
+    may be the lesion itself. The torso's liver and tumour both left in the body label, the point
+    at the tumour's centre: the run reaches the target and the warning says so and asks for the
+    lesion's outline; a run that ends before the target keeps the organ words (test above)."""
+    ct, lab = _torso(liver_labelled=False)
+    arr = lab.array.copy()
+    tumour = next(v for v, n in lab.labels.items() if n == "liver_tumor")
+    arr[arr == tumour] = 1
+    lab2 = lab.with_array(arr, labels={v: n for v, n in lab.labels.items() if v != tumour})
+    prob = PlanningProblem.build(ct, lab2, list(map(float, TUMOR[0])))
+    runs = soft_runs(prob, ENTRY, prob.target.point_ras)
+    length = float(np.linalg.norm(np.asarray(ENTRY) - prob.target.point_ras))
+    assert runs and runs[-1].to_mm >= length - 1.0, (runs, length)   # the test's own reading: up to the target
+    p = plan(prob)
+    said = [w for w in p.warnings if "unlabelled soft tissue" in w]
+    assert said and all("up to the target point" in w and "--lesions" in w for w in said), said
+    # old code: "an organ may be unlabelled there" for the target's own tissue
+    assert not [w for w in said if "an organ may be unlabelled there" in w], said

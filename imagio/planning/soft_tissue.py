@@ -162,5 +162,15 @@ def organ_warnings(problem, n: int, entry_ras, target_ras, skip=None) -> list[st
     gone = absent_organs(problem)
     lacks = (f"the label map has no {', '.join(gone)}" if len(gone) == len(limits()["organs"]) else
              f"the label map lacks {', '.join(gone)}" if gone else "it is none of the labelled structures")
-    return [f"proposal {n}: crosses {r.text()}: an organ may be unlabelled there ({lacks}); segment the organs "
-            "(e.g. imagio segment --model total) or check the path on the images" for r in runs]
+    # a point target inside that tissue: the run's last part is the tissue the target lies in, a mass
+    # the label map does not outline as often as an organ (new-user trial 112 F8: a point in Lung_Dx's
+    # perihilar mass, 'body', warned as "an organ may be unlabelled (liver, spleen, kidneys ...)")
+    length = float(np.linalg.norm(np.asarray(target_ras, float) - np.asarray(entry_ras, float)))
+    at_target = bool(getattr(problem.target, "point_given", False))
+    return [f"proposal {n}: crosses {r.text()}" + (
+        ", up to the target point: the target lies in soft tissue the label map does not outline, a lesion "
+        f"or an unlabelled organ ({lacks}); outline the lesion (--lesions FILE --target LABEL; imagio lesion CT "
+        "--point R,A,S --out FILE makes one) so that its own tissue is told from what the needle crosses before it"
+        if at_target and r.to_mm >= length - 1.0 else
+        f": an organ may be unlabelled there ({lacks}); segment the organs (e.g. imagio segment --model total) "
+        "or check the path on the images") for r in runs]
