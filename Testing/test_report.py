@@ -551,3 +551,27 @@ def test_criteria_sources_are_cut_at_a_word_and_given_whole_below():
             assert c["source"].startswith(shown) and not c["source"][len(shown)].isalnum(), cell   # a whole word
             assert notes[f"[{n}] {c['name']}"] == c["source"]
     assert "Cardiovasc Intervent Radiol 2018;41:1323-1330" in " ".join(notes.values())
+
+
+def test_axial_picture_holds_a_far_skin_entry(ph, tmp_path):
+    """New-user trial 112 F4: an ablation entry 133 mm from the target (A 252 vs the picture's edge
+    at about A 210) fell off the 90 mm axial picture, whose legend still marked 'x entry'. The
+    picture now widens so the entry lies inside it, with its own margin; a near entry keeps 90 mm."""
+    import matplotlib.pyplot as plt
+
+    from imagio.report import AXIAL_U, AXIAL_V, axial_half_mm, slice_figure
+
+    target = np.asarray(next(l for l in ph.lesions if l.kind == "liver_tumor").center_ras, float)
+    assert axial_half_mm(target + np.array([30.0, 40.0, 10.0]), target) == 90.0
+    entry = target + np.array([-20.0, 133.0, 6.0])
+    half = axial_half_mm(entry, target)
+    fig, ax = slice_figure(ph.ct, None, target, AXIAL_U, AXIAL_V, entry, target, "axial", half_mm=half,
+                           step_mm=max(0.5, half / 300))
+    try:
+        x, y = (float(c[0]) for c in next(l for l in ax.lines if l.get_gid() == "entry").get_data())
+        (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+        # old code: half 90 mm, the entry's 133 mm anterior offset beyond the top edge
+        assert x0 + 10 <= x <= x1 - 10 and y0 + 10 <= y <= y1 - 10, ((x, y), ax.get_xlim(), ax.get_ylim())
+        assert abs(y - 133.0) < 1e-6 and abs(x - 20.0) < 1e-6   # radiological: patient right on the left
+    finally:
+        plt.close(fig)

@@ -190,6 +190,15 @@ def render_slice_png(ct: Volume, labels: Volume | None, center, u, v, path, entr
 AXIAL_U, AXIAL_V = np.array([-1.0, 0, 0]), np.array([0, 1.0, 0])
 
 
+def axial_half_mm(entry, target, least_mm: float = 90.0, margin_mm: float = 15.0) -> float:
+    """Half-width (mm) of the axial picture centred on ``target``: at least ``least_mm``, and wide
+    enough that the skin entry's in-plane position (RAS mm) lies ``margin_mm`` inside its edge, so
+    the body wall the needle crosses is in the picture (new-user trial 112 F4: an entry 133 mm from
+    the target fell off a 90 mm picture whose legend still marked it)."""
+    d = np.asarray(entry, float) - np.asarray(target, float)
+    return max(least_mm, float(max(abs(d @ AXIAL_U), abs(d @ AXIAL_V))) + margin_mm)
+
+
 def needle_pictures(ct: Volume, labels: Volume | None, entry, target, out_dir, stem: str = "plan") -> list[tuple]:
     """Axial slice through the target (needle projected, in-slice part solid) and the oblique
     plane holding the whole needle and the patient's S axis (or A when the needle is
@@ -198,8 +207,10 @@ def needle_pictures(ct: Volume, labels: Volume | None, entry, target, out_dir, s
     entry, target = np.asarray(entry, float), np.asarray(target, float)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    half_ax = axial_half_mm(entry, target)
     axial = render_slice_png(ct, labels, target, AXIAL_U, AXIAL_V, out_dir / f"{stem}_axial.png", entry, target,
-                             f"axial slice through the target (S = {target[2]:.1f} mm)")
+                             f"axial slice through the target (S = {target[2]:.1f} mm)", half_mm=half_ax,
+                             step_mm=max(0.5, half_ax / 300))
     d = (target - entry) / np.linalg.norm(target - entry)
     ref = np.array([0, 0, 1.0]) if abs(d[2]) < 0.9 else np.array([0, 1.0, 0])
     v = ref - (ref @ d) * d
