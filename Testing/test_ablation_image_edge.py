@@ -82,3 +82,25 @@ def test_a_probe_held_back_by_the_image_edge_is_told_so():
         elif pp.status_kind == "advanced_short":
             assert "leaves_body" not in pp.status or not past, pp.status
     assert told >= 1
+
+
+def test_a_probe_held_back_by_the_needle_length_is_told_so():
+    """New-user trial 112 (LOW): "single probe advanced 15 of 19 mm past the target: further
+    violates reach" did not say that reach is the needle's length. The needle is set 1 mm longer
+    than the best path, so the device's advance past the target (its zone-centre offset) outruns it:
+    the status names the track's length and the needle's."""
+    from imagio.planning.problem import Needle
+
+    ph = phantom.generate(spacing=3.0)
+    p = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1"), k=3)
+    length = float(p.proposals[0].length_mm) + 1.0
+    p2 = plan(PlanningProblem.build(ph.ct, ph.labels, "liver_tumor_1", needle=Needle(length_mm=length)), k=3)
+    dev = get_device("emprint")
+    s = dev.setting("100W_10min")
+    assert s.centre_offset_mm > 1.0
+    ctx = AblationContext(ph.labels, "liver_tumor_1")
+    said = [pp.status for pp in (place_on_path(p2, ctx, dev, s, m.entry_ras) for m in p2.proposals)
+            if pp.status_kind == "advanced_short" and "reach" in pp.status]
+    assert said, [m.length_mm for m in p2.proposals]
+    # old code: "further violates reach", nothing more
+    assert all(f"longer than the {length:g} mm needle" in w for w in said), said

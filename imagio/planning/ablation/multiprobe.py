@@ -300,7 +300,12 @@ def place_on_path(plan, ctx: AblationContext, device: Device, setting: Setting, 
             q = _placement(plan, e, c + adv * u)
             if q.feasible:
                 kind = "advanced_short"
-                why = f"further violates {', '.join(full.violations) or 'a hard constraint'}"
+                # the rule's name with what it means where a name alone does not say it (new-user
+                # trial 112: "further violates reach" for a track longer than the needle)
+                reach = (f"reach (the track would be {full.length_mm:.0f} mm from the skin, longer than the "
+                         f"{plan.problem.needle.length_mm:g} mm needle; --needle-length)")
+                why = ("further violates " + (", ".join(reach if v == "reach" else v for v in full.violations)
+                                              or "a hard constraint"))
                 past = image_exit(plan.problem.ct, c, tip) if set(full.violations) <= {"leaves_body"} else None
                 if past is not None:   # new-user trial 92: the image's edge, not air, was told "leaves_body"
                     kind = "advanced_short_image"
