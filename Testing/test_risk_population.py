@@ -60,3 +60,14 @@ def test_the_oldest_age_is_accepted(capsys):
     assert parse("age", str(MAX_AGE_YEARS)) == MAX_AGE_YEARS
     rc, doc, err = _risk(capsys, MAX_AGE_YEARS)
     assert rc == 0 and "population" in doc["lung_rads"], err
+
+
+def test_a_never_smoker_is_outside_the_screening_population(capsys):
+    # trial 112 F5: imagio detect --no-smoker gave 4B with its follow-up and no word
+    rc = main(["risk", "--age", "66", "--no-smoker", "--size-mm", "9", "--type", "solid"])
+    out = capsys.readouterr()
+    lr = json.loads(out.out)["lung_rads"]
+    assert rc == 0 and "never-smoker" in lr["population"] and "LDCT" in lr["management"], lr
+    assert lungrads.population_note(66, True) == ("", False) and lungrads.population_note(None, None) == ("", False)
+    note, withheld = lungrads.population_note(20, False)
+    assert withheld and "at 20 years" in note

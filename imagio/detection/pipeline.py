@@ -535,8 +535,12 @@ def run_scan(ct: Volume, sid: str, out: Path, opts: Options, lungs=None, progres
              "nodules_csv": str(out / "nodules.csv")}
     if opts.slicer and nodules:
         files.update(write_slicer(out, ct, nodules, masks))
+    from ..stratification.lungrads import population_note
+
+    pop = population_note(opts.patient.get("age"), opts.patient.get("smoker"))[0] if nodules else ""
     warnings = ["probability is a ranking score of the detector, not a calibrated probability of "
-                "nodule or of malignancy"] + scan_warnings(ct, opts.detector) + scan_warn + scan.get("warnings", [])
+                "nodule or of malignancy"] + scan_warnings(ct, opts.detector) + scan_warn + scan.get("warnings", []) + \
+        ([f"lung_rads: {pop}"] if pop else [])
     doc = {"seriesuid": sid, "detector": opts.detector, "coordinates": "RAS mm",
            **({"model": opts.model} if opts.detector == "deep" else {}),
            "csv_coordinates": CSV_FRAME, "n_candidates": len(cands),

@@ -175,7 +175,7 @@ def cmd_risk(args) -> int:
     if (args.mean_diameter_mm or args.size_mm) > screening.MASS_MM and given != "calcified":
         out["lung_rads"]["note"] = screening.lung_rads(
             {"type": args.type, "mean_diameter_mm": args.mean_diameter_mm or args.size_mm})["note"]
-    pop, withheld = lungrads.population_note(args.age)
+    pop, withheld = lungrads.population_note(args.age, getattr(args, "smoker", None))
     if pop and "category" in out["lung_rads"]:   # the population the category is defined for (trial 112 F5)
         out["lung_rads"]["population"] = pop
         if withheld:

@@ -21,20 +21,21 @@ def table() -> dict:
     return json.loads(resources.files("imagio.data").joinpath("lungrads_v2022.json").read_text(encoding="utf-8"))
 
 
-def population_note(age_years: float | None) -> tuple[str, bool]:
-    """(note, management withheld) for a patient of ``age_years`` outside the population the
-    Lung-RADS categories are defined for (``screening_population`` of lungrads_v2022.json:
-    screening at 50-80 years, USPSTF 2021; the Fleischner Society's incidental-nodule guideline
-    from 35 years; below 35 no adult nodule guideline, so no management). ("", False) inside it
-    or when the age is unknown (new-user trial 112 F5: a 10-year-old was given "LDCT in 3 months")."""
-    if age_years is None:
-        return "", False
+def population_note(age_years: float | None, smoker: bool | None = None) -> tuple[str, bool]:
+    """(note, management withheld) for a patient outside the population the Lung-RADS categories
+    are defined for (``screening_population`` of lungrads_v2022.json: screening of smokers at 50-80
+    years, USPSTF 2021; the Fleischner Society's incidental-nodule guideline from 35 years; below 35
+    no adult nodule guideline, so no management): ``age_years`` outside 50-80, or ``smoker`` False
+    (a never-smoker). ("", False) inside it or when neither is known (new-user trial 112 F5: a
+    10-year-old was given "LDCT in 3 months", a never-smoker 4B follow-up without a word)."""
     pop = table()["screening_population"]
-    if pop["min_age"] <= age_years <= pop["max_age"]:
+    old_enough = age_years is None or pop["min_age"] <= age_years <= pop["max_age"]
+    if old_enough and smoker is not False:
         return "", False
-    head = (f"Lung-RADS is defined for lung cancer screening at {pop['min_age']}-{pop['max_age']} years (USPSTF 2021); "
-            f"at {age_years:g} years this nodule is not a screening finding")
-    if age_years < pop["incidental_min_age"]:
+    who = (f"at {age_years:g} years" if not old_enough else "in a never-smoker")
+    head = (f"Lung-RADS is defined for lung cancer screening of smokers at {pop['min_age']}-{pop['max_age']} years "
+            f"(USPSTF 2021); {who} this nodule is not a screening finding")
+    if age_years is not None and age_years < pop["incidental_min_age"]:
         return (f"{head}, and no adult nodule guideline applies below {pop['incidental_min_age']} years (the "
                 "Fleischner Society 2017 excludes them): the category is given for reference, its management is not"), True
     return (f"{head}: an incidental nodule is managed by the Fleischner Society 2017 guideline (MacMahon "
