@@ -4,6 +4,7 @@ and ``imagio vessels CT --organ SEG --organ-labels liver --out VESSELS``."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..errors import ImagioError, InputError
@@ -148,7 +149,10 @@ def cmd_vessels(args) -> int:
         raise InputError(f"the organ {names} is empty in {args.organ}")
     name = args.name or ("lung_vessels" if any(n.startswith("lung") for n in names) else
                          "liver_vessels" if "liver" in names else "vessels")
-    m, diam = vessel_mask(ct, organ, progress=printer(args.quiet))
+    notes: list = []
+    m, diam = vessel_mask(ct, organ, progress=printer(args.quiet), notes=notes)
+    for w in notes:
+        print(f"warning: {w}", file=sys.stderr)
     io.write_labels(ct.with_array(m.astype(np.uint8), name=name, labels={1: name}), out)
     if args.diameter_out:
         io.write_image(ct.with_array(diam.astype(np.float32), name="lumen diameter mm", labels={}),
@@ -158,7 +162,7 @@ def cmd_vessels(args) -> int:
                       "volume_ml": round(float(m.sum() * ct.voxel_volume_ml), 2),
                       "diameter_mm": {"median": round(float(np.median(d)), 2) if d.size else None,
                                       "max": round(float(d.max()), 2) if d.size else None},
-                      "input_warnings": warned}, indent=1))
+                      "warnings": notes, "input_warnings": warned}, indent=1))
     return 0
 
 

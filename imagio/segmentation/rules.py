@@ -568,7 +568,9 @@ def _segment_masks(ct: Volume, structures, progress, organs, lungs_optional) -> 
     liver = (organs or {}).get("liver")
     if "vessels" in want and liver is not None and liver.any():
         p(0.98, "liver vessels")
-        vm, diam, blobs = vs.vessels_and_blobs(ct, liver)
+        notes: list = []
+        vm, diam, blobs = vs.vessels_and_blobs(ct, liver, notes=notes)
+        meta["warnings"] += [n.replace("vessels:", "liver vessels:", 1) for n in notes]
         out["liver_vessels"] = vm
         if vm.any():
             meta["liver_vessels"] = {"volume_ml": round(float(vm.sum() * ct.voxel_volume_ml), 2),
