@@ -118,7 +118,8 @@ def test_bts_solid_algorithm_is_not_given_for_subsolid_nodules(kind, capsys):
 
     with pytest.raises(InputError, match="sub-solid pathway"):
         guidelines.suggestion("bts_2015", 12, 0.05, kind)
-    known = ["--no-family-history", "--no-emphysema", "--no-upper-lobe", "--no-spiculation", "--no-smoker",
+    # every factor known (a smoker: inside Lung-RADS' screening population, so no population note)
+    known = ["--no-family-history", "--no-emphysema", "--no-upper-lobe", "--no-spiculation", "--smoker",
              "--no-extrathoracic-cancer"]
     assert main(["risk", "--age", "65", "--sex", "male", "--size-mm", "12", "--type", kind,
                  "--guideline", "bts_2015"] + known + (["--solid-mm", "5"] if kind == "part_solid" else [])) == 0
