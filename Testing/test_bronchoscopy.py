@@ -427,7 +427,10 @@ def test_slicer_logic_plans_from_segmentation_nodes(ph):
     ct = mrml.volume_to_node(ph.ct, scene, "CT")
     seg = mrml.labels_to_segmentation(labels, scene, reference_node=ct)[0]
     plan, nodes = bronchoscopy_plan_from_nodes(scene, ct, seg, "lung_nodule_1", None, "ultrathin")
-    assert plan.route.bronchus_sign and plan.route.reached
+    # the bronchus into the nodule is drawn 2.0 mm wide (1.3 voxels), under the 2.5 mm the ultrathin
+    # scope needs: its calibre reads 2.1 mm, so the reach is undecided at this resolution, not a
+    # firm stop (twice the wall distance read it 3.0 mm, a voxel's line, and said "reached")
+    assert plan.route.bronchus_sign and (plan.route.reached or not plan.route.stop_resolved)
     assert nodes["route"].GetNumberOfControlPoints() >= 10
     assert scene.GetNodeByID(nodes["table"].GetID()) is not None
     with pytest.raises(InputError, match="no segment named"):

@@ -155,7 +155,11 @@ def test_a_leak_cut_by_a_gap_is_reported_as_a_leak_not_as_reconnected(ph):
     tg = B.Target.from_mask(L, L.mask("lung_nodule_3"))
     r, ref = B.plan_route(t, tg, "ultrathin"), B.plan_route(B.extract_tree(L, air, ct=ph.ct), tg, "ultrathin")
     assert not r.reached and not r.bronchus_sign and not t.excluded[r.point_ids].any()
-    assert r.branch_names == ref.branch_names and abs(r.remaining_mm - ref.remaining_mm) < 1.5
+    # within a voxel; where both stops are undecided (the lumen within a voxel of what the scope
+    # needs along a tapering branch: the calibre's 5-voxel windows place the crossing), two
+    assert r.branch_names == ref.branch_names
+    tol = 1.5 if (r.stop_resolved or ref.stop_resolved) else 3.0
+    assert abs(r.remaining_mm - ref.remaining_mm) < tol, (r.remaining_mm, ref.remaining_mm)
 
 
 def test_crescent_top_slice_roots_the_tree_on_the_tracheal_axis():

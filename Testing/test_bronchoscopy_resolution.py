@@ -43,8 +43,8 @@ def test_a_mask_lumen_is_known_to_within_a_voxel(spacing):
 def test_a_stop_at_the_resolution_limit_is_said_and_a_resolved_stop_stays_firm():
     """A 3.2 mm bronchus (about 3 voxels of 1.0 mm, oblique grid) leading to a nodule: the thin
     scope (needs 3.7 mm) stops there, within a voxel of fitting, so the stop is not firm (says
-    the resolution limit, gives the route one voxel wider, no tunnel claimed); a 6.3 mm scope
-    (needs 5.8 mm) stops there by more than a voxel diagonal: a firm stop."""
+    it cannot be decided at this resolution, gives the route one voxel wider, no tunnel claimed); a 6.3 mm scope
+    (needs 5.8 mm) stops there by more than a voxel (the calibre's uncertainty): a firm stop."""
     th = np.radians(20)
     rot = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]]) @ \
         np.array([[1, 0, 0], [0, -1, 0], [0, 0, -1]])  # oblique, k runs inferior
@@ -65,7 +65,8 @@ def test_a_stop_at_the_resolution_limit_is_said_and_a_resolved_stop_stays_firm()
     r = B.plan_route(tree, tg, "thin")
     assert not r.reached and not r.stop_resolved, r.verdict
     assert "not a firm stop" in r.verdict and "resolution limit" in r.verdict, r.verdict
-    assert "(a voxel diagonal) wider than measured it" in r.verdict, r.verdict
+    assert "(its uncertainty, a voxel) wider than measured it" in r.verdict, r.verdict
+    assert "cannot be decided at this resolution" in r.verdict, r.verdict
     assert r.to_dict()["stop_resolved"] is False
     firm = B.plan_route(tree, tg, 6.3)
     assert not firm.reached and firm.stop_resolved and "not a firm stop" not in firm.verdict, firm.verdict

@@ -109,10 +109,18 @@ def scope_and_tolerance(scope: str | float, tolerance_mm: float | None = None) -
 
 
 def route_min_diameter(tree: AirwayTree) -> np.ndarray:
-    """[N] the narrowest lumen diameter (mm) from the carina to each centreline point (inf in the
-    trachea, which no bronchoscope is too wide for, and its cut top's centreline may hug a wall;
-    inf for points pruned from the tree)."""
-    diam = 2 * tree.radius
+    """[N] the narrowest lumen calibre (mm) from the carina to each centreline point: the least
+    `section.calibre_profile` (the equivalent-circle diameter of the mask's mean cross-sectional
+    area over a few voxels of centreline, clear of the branch points) from the main bronchus to
+    the point (inf in the trachea, which no bronchoscope
+    is too wide for, and its cut top's centreline may hug a wall; inf for points pruned from the
+    tree). Not twice the wall distance at the centreline points: that reads up to a voxel diagonal
+    short, in steps of the grid, at whichever voxel the skeleton passes (new-user trial 111: a
+    right middle lobe bronchus 4.08 mm on its grid, 3.20 mm re-gridded; a branch 3.00 or 4.24 mm by
+    a cut in another lobe), so the scope's reach moved with the grid and the rest of the tree."""
+    from .section import calibre_profile
+
+    diam = np.nan_to_num(calibre_profile(tree), nan=np.inf)
     out = np.full(len(diam), np.inf)
     for b in tree.branches:  # parents before children
         ids = b.point_ids
@@ -379,7 +387,7 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
     Without a lobe (an unnamed tree), the reachable point closest to the target.
     When the route is not reached and the lumen that stops the scope is at the CT's resolution
     limit (``verdict.stop_is_resolved``), ``stop_resolved`` is False and the verdict says what the
-    route gives if every lumen is one voxel diagonal wider than measured
+    route gives if every lumen is its uncertainty (a voxel) wider than measured
     (``_bound``: that second plan, which does not recurse)."""
     name, od, tol = scope_and_tolerance(scope, tolerance_mm)
     alive = tree.branch_of >= 0
@@ -465,14 +473,16 @@ def plan_route(tree: AirwayTree, target: Target, scope: str | float = "thin", to
         warn.append(f"the route ends outside the target's lobe ({end_lobe or tree.branches[bids[-1]].name or 'central airway'})")
     stop_at = verdicts.stopping_lumen(rmin, apath, od - tol)
     vox = float(getattr(tree, "voxel_mm", 0.0) or 0.0)
-    diag = float(getattr(tree, "voxel_diag_mm", 0.0) or vox)
+    from .section import calibre_uncertainty_mm
+
+    unc = calibre_uncertainty_mm(tree)
     stop_resolved = bool(wd[pid] <= 0 or stop_at < 0 or
-                         verdicts.stop_is_resolved(float(rmin[stop_at]), od - tol, vox, diag))
+                         verdicts.stop_is_resolved(verdicts.stopping_calibre(tree, rmin, apath, stop_at), od - tol, vox, unc))
     wider = ""
     if not stop_resolved and not _bound:
-        w = plan_route(tree, target, scope, tolerance_mm, reach=rmin + diag,
+        w = plan_route(tree, target, scope, tolerance_mm, reach=rmin + unc,
                        lobes=lobes, _bound=True)
-        wider = (f"with every lumen {diag:.1f} mm (a voxel diagonal) wider than measured it "
+        wider = (f"with every lumen {unc:.1f} mm (its uncertainty, a voxel) wider than measured it "
                  + (f"reaches {'the lesion' if target.mask is not None else 'the target point'} (generation "
                     f"{w.generation})" if w.reached else
                     f"ends {w.remaining_mm:.1f} mm short at generation {w.generation}"))

@@ -17,25 +17,24 @@ import numpy as np
 # a lumen at most this many voxels across is not resolved by the grid: its diameter cannot be
 # measured (a structure must span more than two samples: Nyquist-Shannon sampling theorem)
 UNRESOLVED_VOXELS = 2.0
-# the lumen diameter a binary airway mask gives (twice its Euclidean distance transform at the
-# centreline voxel, tree.py) falls short of the true one by up to one voxel diagonal: the centreline
-# voxel lies up to half a diagonal off the airway's axis, and no wall voxel centre is nearer than the
-# true wall, so the radius read there is at least the true radius less half a diagonal (analytic
-# cylinders of 3-8 mm on 1.5 mm and 2 x 0.7 x 0.7 mm grids, random rotations and offsets, fall short
-# by up to 1.2 voxels: Testing/test_bronchoscopy_resolution.py); a mask segmented at a threshold
-# loses part of the partial-volume rim on top of that. A stop is firm only where the lumen measured
-# plus one voxel diagonal is still narrower than the scope needs.
+# A bronchus's calibre is the median equivalent-circle diameter of the mask's sections normal to its
+# centreline, clear of its branch points (`section.branch_calibres`): unbiased by the grid, known to
+# about one voxel (`section.calibre_uncertainty_mm`: the mask's boundary lies anywhere within the
+# voxel its threshold puts it in). A stop is firm only where the calibre plus that uncertainty is
+# still narrower than the scope needs; a fit within it of the need is said as undecided too.
+# (Twice the wall distance at the centreline voxel, what reach read before, falls short by up to a
+# voxel diagonal, in steps of the grid: Testing/test_bronchoscopy_resolution.py; new-user trial 111.)
 
 
-def stop_is_resolved(lumen_mm: float, need_mm: float, voxel_mm: float, diag_mm: float) -> bool:
-    """True when a measured lumen ``lumen_mm`` (mask diameter) stops a scope that needs
-    ``need_mm`` beyond the measurement's uncertainty (``diag_mm``, the voxel diagonal) and the
+def stop_is_resolved(lumen_mm: float, need_mm: float, voxel_mm: float, unc_mm: float) -> bool:
+    """True when a measured lumen ``lumen_mm`` (a branch's calibre) stops a scope that needs
+    ``need_mm`` beyond the measurement's uncertainty (``unc_mm``, `section.calibre_uncertainty_mm`) and the
     lumen is more than ``UNRESOLVED_VOXELS`` voxels (``voxel_mm``, largest spacing) across; False
     when the stop rests on the CT's resolution limit (the airway may be wide enough). An unknown
     grid (``voxel_mm`` <= 0): True."""
     if voxel_mm <= 0:
         return True
-    return lumen_mm + diag_mm < need_mm and lumen_mm > UNRESOLVED_VOXELS * voxel_mm
+    return lumen_mm + unc_mm < need_mm and lumen_mm > UNRESOLVED_VOXELS * voxel_mm
 
 
 def scope_words(name: str, od: float | None = None) -> str:
@@ -122,6 +121,16 @@ def stopping_lumen(rmin: np.ndarray, approach_path: np.ndarray, need: float) -> 
     return int(stop[0]) if len(stop) else -1
 
 
+def stopping_calibre(tree, rmin: np.ndarray, approach_path: np.ndarray, stop: int) -> float:
+    """The lumen (mm) that stops the scope at point ``stop`` (`stopping_lumen`): the narrowest
+    (``rmin``) on ``approach_path`` to the end of ``stop``'s branch. A lumen that narrows along its
+    branch (a bronchus whose side branches the mask lacks: one long tapering branch) is first
+    narrower than the scope part-way down its taper; the stop is judged on, and said with, where
+    the branch ends up (trial 111)."""
+    same = approach_path[tree.branch_of[approach_path] == tree.branch_of[stop]]
+    return float(rmin[same[-1]]) if len(same) else float(rmin[stop])
+
+
 def left_out_piece(tree, target, end_mm: float) -> dict | None:
     """The airway piece left out of the tree (``tree.left_out``: pieces of the mask that
     `mask_checks.bridge_gaps` did not reconnect) that comes closest to the target
@@ -192,16 +201,19 @@ def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndar
     firm = True
     if s >= 0:
         # the figure compared, rounded down (trial 28: 2.46 printed "2.5 ... needs >= 2.5")
-        why = (f"the airway leading towards {goal} narrows to {np.floor(100 * rmin[s]) / 100:.2f} mm at "
+        lum = stopping_calibre(tree, rmin, approach_path, s)
+        why = (f"the airway leading towards {goal} narrows to {np.floor(100 * lum) / 100:.2f} mm at "
                f"{_describe(tree, int(tree.branch_of[s]))} (the {scope} needs >= {need:.2f} mm)")
-        diag = float(getattr(tree, "voxel_diag_mm", 0.0) or vox)
+        from .section import calibre_uncertainty_mm
+
+        unc = calibre_uncertainty_mm(tree)
         firm = resolved
         if not firm:
             # trial 75: four routes stopped at "3.00 mm" = 2 voxels of 1.5 mm where the airways
-            # were 4.5-5.8 mm wide, and said so as a fact
-            why += (f"; that lumen is measured on {rmin[s] / vox:.1f} voxels ({vox:g} mm voxels), at the CT's "
-                    f"resolution limit: an airway mask's lumen can fall short by up to a voxel diagonal ({diag:.1f} mm), so the airway "
-                    f"may be wide enough{'; ' + wider if wider else ''}; check its calibre on thin slices "
+            # were 4.5-5.8 mm wide, and said so as a fact; trial 111: 3.20 vs 3.70 mm on 1.6 mm voxels
+            why += (f"; that lumen is measured on {lum / vox:.1f} voxels ({vox:g} mm voxels), at the CT's resolution "
+                    f"limit: whether the scope fits cannot be decided at this resolution (an airway mask's calibre is known to about a voxel, "
+                    f"+/-{unc:.1f} mm), so the airway may be wide enough{'; ' + wider if wider else ''}; check its calibre on thin slices "
                     "(<= 1 mm) or at bronchoscopy before choosing a transthoracic approach")
     elif left_out:
         why = f"no airway of the tree comes closer to {goal}, but {left_out}"
@@ -216,19 +228,30 @@ def reach(tree, target, scope: str, od: float, tol: float, pid: int, wd: np.ndar
 
 
 def unresolved_calibre(tree, path: np.ndarray, scope: str, od: float, tol: float) -> str:
-    """A warning ("" if none) when the route's narrowest lumen is at most ``UNRESOLVED_VOXELS``
-    voxels across and the scope's fit rests on it: the measured calibre is then not trustworthy."""
+    """A warning ("" if none) when the scope's fit on the route rests on a lumen the mask does not
+    decide: the narrowest branch calibre on ``path`` (`section.branch_calibres`, the trachea left
+    out) is at most ``UNRESOLVED_VOXELS`` voxels across, or wide enough for the scope (``od`` less
+    ``tol``) by less than its uncertainty (`section.calibre_uncertainty_mm`, a voxel): the scope
+    may not fit there."""
+    from .section import branch_calibres, calibre_uncertainty_mm
+
     vox = float(getattr(tree, "voxel_mm", 0.0) or 0.0)
     if vox <= 0 or len(path) < 2:
         return ""
-    trunk = np.array([tree.branches[b].generation > 0 if b >= 0 else False for b in tree.branch_of[path]])
-    if not trunk.any():
+    bids = [int(b) for b in dict.fromkeys(tree.branch_of[path]) if b >= 0 and tree.branches[int(b)].generation > 0]
+    if not bids:
         return ""
-    diam = 2 * tree.radius[path][trunk]
-    k = int(np.argmin(diam))
-    if diam[k] > UNRESOLVED_VOXELS * vox:
-        return ""
-    pid = int(path[trunk][k])
-    return (f"the route's narrowest lumen ({diam[k]:.1f} mm, at {_describe(tree, int(tree.branch_of[pid]))}) is at most "
-            f"{UNRESOLVED_VOXELS:g} voxels across ({vox:g} mm voxels): its calibre is not resolved, so the "
-            f"{scope_words(scope, od)} (tolerance {tol:g} mm) may not fit there; check on a thin-slice CT")
+    cal = branch_calibres(tree)[bids]
+    k = int(np.argmin(cal))
+    unc = calibre_uncertainty_mm(tree)
+    where = f"{cal[k]:.1f} mm, at {_describe(tree, bids[k])}"
+    if cal[k] <= UNRESOLVED_VOXELS * vox:
+        return (f"the route's narrowest lumen ({where}) is at most "
+                f"{UNRESOLVED_VOXELS:g} voxels across ({vox:g} mm voxels): its calibre is not resolved, so the "
+                f"{scope_words(scope, od)} (tolerance {tol:g} mm) may not fit there; check on a thin-slice CT")
+    if cal[k] - unc < od - tol:
+        return (f"the route's narrowest lumen ({where}) is wider than the {scope_words(scope, od)} needs "
+                f"({od - tol:.2f} mm with the tolerance {tol:g} mm) by less than its uncertainty (+/-{unc:.1f} mm, a "
+                f"voxel of {vox:g} mm): whether the scope fits there cannot be decided at this resolution; check on a "
+                "thin-slice CT")
+    return ""
