@@ -103,3 +103,29 @@ def test_a_vessel_read_just_below_the_calibre_limit_is_not_decided():
     # old rule: favourable (a 3.2 mm vessel's 2.4 mm figure taken as proof it is below 3 mm)
     assert pv["favourable"] is None and pv["detail"].startswith("not decided"), pv
     assert res["suitable"] is not True
+
+
+def test_a_structure_cut_by_the_image_end_near_the_lesion_is_not_decided():
+    """New-user trial 113 E1: the image ended 6 mm above the lesion; stomach and colon reached that
+    top slice 12 and 18 mm from the lesion and were called favourable (they go on past the image,
+    where they may lie as near as its end), while a gallbladder ending 70 mm away, wholly imaged,
+    was "not checked". A structure cut by the image's end counts only when its imaged part is
+    already too near or the end lies beyond the criterion's distance; one wholly in the image is
+    measured whole. 1 mm grid, k = S; the image ends 6 mm above the tumour's top."""
+    shape = (42, 70, 80)
+    k, j, i = np.indices(shape)
+    lab = np.zeros(shape, np.uint8)
+    lab[:, :, 4:] = 1
+    lab[(k - 30) ** 2 + (j - 30) ** 2 + (i - 40) ** 2 <= 5 ** 2] = 2          # top at k = 35, image ends at 41
+    lab[(k >= 30) & (j >= 30) & (j <= 40) & (i >= 57) & (i <= 65)] = 3       # stomach: 12 mm away, to the top face
+    lab[(k >= 20) & (k <= 30) & (j >= 60) & (j <= 66) & (i >= 40) & (i <= 45)] = 4   # gallbladder: 25 mm away, wholly imaged
+    lab[(k >= 25) & (k <= 33) & (j >= 30) & (j <= 34) & (i >= 48) & (i <= 52)] = 5   # colon: 3 mm away
+    names = {1: "liver", 2: "liver_tumor_1", 3: "stomach", 4: "gallbladder", 5: "colon", 6: "hepatic_vein"}
+    labels = Volume(lab, np.eye(4), labels=names)
+    ct = labels.with_array(np.where(lab == 2, 40, np.where(lab > 0, 95, -100)).astype(np.int16), labels={})
+    by = _by(assess(ct, labels, "liver_tumor_1"))
+    assert by["near_colon"]["favourable"] is False, by["near_colon"]          # already too near where imaged
+    # old code: favourable (12 mm measured; it goes on past the image's end 6 mm from the lesion)
+    assert by["near_stomach"]["favourable"] is None and "past the image's end" in by["near_stomach"]["detail"]
+    # wholly imaged, none within 25 mm: favourable (old code: "not checked ... the image ends")
+    assert by["near_gallbladder"]["favourable"] is True, by["near_gallbladder"]

@@ -23,6 +23,12 @@ def criteria() -> dict:
     return json.loads(resources.files("imagio.data").joinpath("ablation_eligibility.json").read_text(encoding="utf-8"))
 
 
+def touches_a_face(arr: np.ndarray, values) -> bool:
+    """Whether any voxel of the label ``values`` lies on a face of the array [k, j, i] (the
+    structure is cut by the image's edge there)."""
+    return any(np.isin(np.take(arr, end, axis=ax), values).any() for ax in range(3) for end in (0, -1))
+
+
 def _lesion_at(labels: Volume, point) -> str:
     """Name of the lesion label (`planning.problem.is_lesion`) holding the RAS ``point`` (mm,
     nearest voxel); InputError naming what is there otherwise."""
@@ -141,17 +147,23 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
     for name in adj["structures"]:
         vals = [v for v, n in labels.labels.items() if n == name]
         m = np.isin(sub_lab, vals) if vals else np.zeros(sub_lab.shape, bool)
-        if m.any():
+        # a structure that reaches a face of the image goes on past it, where it may lie nearer (as near
+        # as the image's end); one wholly inside the image is measured whole (new-user trial 113 E1:
+        # stomach and colon reaching the top slice, 6 mm above the lesion, were called favourable,
+        # a gallbladder ending 70 mm away "not checked")
+        cut = bool(vals) and touches_a_face(labels.array, vals)
+        if m.any() and (float(dist[m].min()) < adj["value"] or not cut or gap >= adj["value"]):
             d = float(dist[m].min())
             add(f"near_{name}", d, f">= {adj['value']} mm", d >= adj["value"], adj["source"])
-        elif vals and gap >= adj["value"]:   # labelled, none within the crop (25 mm round the lesion)
+        elif vals and (not cut or gap >= adj["value"]) and not m.any():   # none within 25 mm of the lesion
             add(f"near_{name}", None, f">= {adj['value']} mm", True, adj["source"],
                 "labelled, none within 25 mm of the lesion")
         elif name not in adj["intrahepatic"] and np.isfinite(seen) and seen >= adj["value"]:
             add(f"near_{name}", None, f">= {adj['value']} mm", True, adj["source"],
                 f"not labelled; it lies outside the liver, so at least as far as the capsule ({seen:.1f} mm)")
         else:
-            why = ("it runs inside the liver" if name in adj["intrahepatic"] else
+            why = ("it runs inside the liver" if name in adj["intrahepatic"] and not vals else
+                   f"it goes on past the image's end, {gap:.1f} mm from the lesion" if vals else
                    f"the image ends {gap:.1f} mm from the lesion" if gap < adj["value"] else
                    f"the lesion lies {seen:.1f} mm from the capsule" if np.isfinite(seen) else
                    "the capsule's distance is not known")
