@@ -308,6 +308,25 @@ def fill_lumen(a: np.ndarray, organ: np.ndarray, seeds: np.ndarray, spacing_kji,
     return out, stats
 
 
+def drop_short_pieces(mask: np.ndarray, spacing_kji, rule: dict | None = None) -> tuple[np.ndarray, int]:
+    """(``mask`` without its 26-connected pieces whose bounding box's diagonal is under
+    ``min_piece_length_mm`` or whose volume is under a tube of ``min_piece_calibre_mm`` that long,
+    the number dropped): a vessel is a tube; a speck or a ragged cluster of noise peaks is not
+    (vessel_lumen.json, with its reason)."""
+    rule = rule or lumen_rule()
+    lab, n = ndimage.label(mask, np.ones((3, 3, 3), bool))
+    if n == 0:
+        return mask, 0
+    sk = np.asarray(spacing_kji, float)
+    boxes = ndimage.find_objects(lab)
+    ext = np.array([[(s.stop - s.start) for s in b] for b in boxes], float) * sk
+    length = float(rule["min_piece_length_mm"])
+    vol = np.bincount(lab.ravel(), minlength=n + 1)[1:] * float(np.prod(sk))
+    short = (np.linalg.norm(ext, axis=1) < length) | (vol < np.pi * (0.5 * float(rule["min_piece_calibre_mm"])) ** 2 * length)
+    drop = np.concatenate([[False], short])
+    return mask & ~drop[lab], int(short.sum())
+
+
 def lumen_note(stats: dict, organ_name: str = "vessels") -> str:
     """'' or the warning that the vessels' contrast over the organ is too low for their edge
     (`fill_lumen` stats; ``min_cnr``, the Rose criterion): calibres are lower bounds."""
@@ -318,7 +337,8 @@ def lumen_note(stats: dict, organ_name: str = "vessels") -> str:
             f"{stats['vessel_peak_hu'] - stats['parenchyma_hu']:.0f} HU above the organ's {stats['parenchyma_hu']:g} HU "
             f"(noise SD {stats['noise_hu']:g} HU, contrast-to-noise {cnr:g} < {k:g}, Rose criterion): the lumen's edge "
             "is uncertain and parts of the vessels may be missing, so the diameters are lower bounds; a vessel "
-            "beside a target may be wider than its figure (read it on the CT)")
+            "beside a target may be wider than its figure, and small pieces of the mask may be noise peaks rather "
+            "than vessels (on a CT without contrast the organ's vessels are no brighter than it): read them on the CT")
 
 
 def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
@@ -364,7 +384,14 @@ def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
     if soft and m.any():
         p(0.78, "vessels: lumen from the CT (half maximum)")
         m, stats = fill_lumen(a, organ, m, ct.spacing_kji)
-        note = lumen_note(stats)
+        m, dropped = drop_short_pieces(m, ct.spacing_kji)
+        note = lumen_note(stats) if m.any() else ""
+        if notes is not None and dropped and not m.any():
+            notes.append(f"vessels: no vessel brighter than the organ was found: {dropped} bright specks, each shorter "
+                         f"than {lumen_rule()['min_piece_length_mm']:g} mm or thinner than a {lumen_rule()['min_piece_calibre_mm']:g} mm "
+                         "tube, are noise rather than vessels (a CT without "
+                         "contrast, or a late phase, shows the organ's vessels no brighter than it): no vessel is labelled, "
+                         "which is not their absence; use a contrast-enhanced (portal-venous) CT")
         if note and notes is not None:
             notes.append(note)
     blobs = np.zeros(m.shape, bool)
