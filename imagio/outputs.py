@@ -146,6 +146,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _listed_name(path: Path) -> str:
+    """The name a file is listed under in `MANIFEST`: its bytes on disk read as UTF-8 (undecodable
+    bytes kept as surrogate escapes), the same under every locale (new-user trial 113 U1: a name
+    written under an ASCII locale was listed with surrogate escapes, and the same file was then
+    "not an earlier output of IMAGIO" under a UTF-8 locale)."""
+    return os.fsencode(path.name).decode("utf-8", errors="surrogateescape")
+
+
 def _read_manifest(text: str) -> dict:
     try:
         doc = json.loads(text) if text.strip() else {}
@@ -168,7 +176,7 @@ def record_output(path) -> None:
         entry = {"sha256": _sha256(k), "bytes": k.stat().st_size}
     except OSError:
         return
-    _edit_manifest(k.parent, lambda files: files.__setitem__(k.name, entry))
+    _edit_manifest(k.parent, lambda files: files.__setitem__(_listed_name(k), entry))
 
 
 def _edit_manifest(folder: Path, edit) -> None:
@@ -201,7 +209,7 @@ def remove_earlier_output(path) -> bool:
     if not k.is_file() or is_protected(k) is not None or not earlier_output(k):
         return False
     k.unlink()
-    _edit_manifest(k.parent, lambda files: files.pop(k.name, None))
+    _edit_manifest(k.parent, lambda files: files.pop(_listed_name(k), None))
     return True
 
 
@@ -240,7 +248,7 @@ def earlier_output(path) -> bool:
     k = _key(path)
     try:
         doc = _read_manifest((k.parent / MANIFEST).read_text(encoding="utf-8"))
-        entry = doc["files"].get(k.name)
+        entry = doc["files"].get(_listed_name(k))
         return isinstance(entry, dict) and entry.get("sha256") == _sha256(k)
     except OSError:
         return False
