@@ -1764,6 +1764,17 @@ def organ_envelope(organ: np.ndarray) -> np.ndarray:
     return out
 
 
+def _canonical_storage(ct: Volume) -> tuple:
+    """(``ct`` stored LPS-canonically on its quantised affine, perm, flip): `volume.as_lps_canonical`
+    (every voxel keeps its world position and value; DICOM's order, as the segment rules run on),
+    then `volume.on_quantised_grid` (another storage's reordered affine, equal up to ~1e-13 mm,
+    becomes the same floats); ``ct`` itself when already so stored."""
+    from ..volume import as_lps_canonical, on_quantised_grid
+
+    vol, perm, flip = as_lps_canonical(ct)
+    return on_quantised_grid(vol), perm, flip
+
+
 def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind: str | None = None,
                    max_radius_mm: float = MAX_RADIUS_MM, open_mm: float = 1.0, include=(), exclude=(),
                    progress=None, _from_core=None, _data=_UNSET, _at_core=False,
@@ -1781,8 +1792,23 @@ def segment_lesion(ct: Volume, point_ras, organ: np.ndarray | None = None, kind:
     ``_data``: internal (the measured voxels of ``ct`` and their tissue, `_Measured`, from the outer call).
     ``_at_core``: internal (a click at the core of a region typed again, `_typed_at_core`: not again).
     """
-    p = as_progress(progress)
     a = check_ct(ct)
+    can = _canonical_storage(ct)
+    if can[0] is not ct:
+        # the outline, its checks and their clicks grown on one canonical storage of the CT, the mask
+        # back in the file's order: the farthest voxel a check click is put at, argmax ties and first-hit
+        # order then fall alike for every storage of one world image (new-user trial 112 F2: Lung_Dx-A0001
+        # stored flipped left-right grew the same 51.6 mL outline and 33.1 mL check outline, but that check's
+        # own probe fell on another of the equally far voxels, grew 1030.4 mL and withheld the range)
+        from ..volume import reorient_array, unreorient_array
+
+        vol, perm, flip = can
+        org = None if organ is None else reorient_array(np.asarray(organ), perm, flip)
+        m, meas = segment_lesion(vol, point_ras, organ=org, kind=kind, max_radius_mm=max_radius_mm, open_mm=open_mm,
+                                 include=include, exclude=exclude, progress=progress, _from_core=_from_core,
+                                 _at_core=_at_core, **_legacy)
+        return unreorient_array(m, perm, flip), meas
+    p = as_progress(progress)
     point = np.asarray(point_ras, float).reshape(3)
     if kind not in (None, "lung_nodule", "soft_tissue"):
         raise InputError(f"kind must be 'lung_nodule' or 'soft_tissue', got {kind!r}")
