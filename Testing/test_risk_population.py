@@ -49,6 +49,8 @@ def test_an_age_no_patient_has_is_refused(capsys, age):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "--age" in err and ("older than any recorded human" in err or "not an age" in err), err
+    # one line, no usage block before it (trial 113 LOW: twelve lines of usage came first)
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err, err
     # the same rule for a cohort CSV's age column and for imagio detect's --age
     with pytest.raises(ValueError):
         parse("age", age)
