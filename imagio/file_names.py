@@ -15,6 +15,12 @@ import os
 from .errors import InputError
 
 
+def as_utf8(path) -> str:
+    """``path``'s bytes on disk read as UTF-8, undecodable bytes kept as surrogate escapes: the same
+    ``str`` under every locale (`outputs`' manifest lists files by it)."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", errors="surrogateescape")
+
+
 def for_library(path) -> str:
     """``path`` (str or os.PathLike) as a ``str`` whose UTF-8 encoding is the name's bytes on disk,
     for SimpleITK, VTK and MRML. Raises InputError when the name's bytes are not UTF-8."""

@@ -151,7 +151,9 @@ def _listed_name(path: Path) -> str:
     bytes kept as surrogate escapes), the same under every locale (new-user trial 113 U1: a name
     written under an ASCII locale was listed with surrogate escapes, and the same file was then
     "not an earlier output of IMAGIO" under a UTF-8 locale)."""
-    return os.fsencode(path.name).decode("utf-8", errors="surrogateescape")
+    from .file_names import as_utf8
+
+    return as_utf8(path.name)
 
 
 def _read_manifest(text: str) -> dict:

@@ -16,7 +16,7 @@ def check_risk_args(args) -> None:
     a missing value with 0 would give the least severe category without saying so."""
     from ..errors import InputError
 
-    for flag, v in (("--age", args.age), ("--size-mm", args.size_mm),
+    for flag, v in (("--size-mm", args.size_mm),   # --age: refused by its argparse type (patient.age_argument)
                     ("--mean-diameter-mm", args.mean_diameter_mm), ("--count", args.count)):
         if v is not None and not v > 0:
             raise InputError(f"{flag} must be positive (got {v:g})")

@@ -52,10 +52,9 @@ def parse(field: str, text) -> float | str | bool | None:
             v = float(t)
         except ValueError:
             v = math.nan
-        if not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{text!r} is not an age; accepted: {accepted(field)}")
-        if age_problem(v):
-            raise ValueError(age_problem(v))
+        why = age_problem(v)
+        if why:
+            raise ValueError(why if math.isfinite(v) and v > 0 else f"{text!r} is not an age; accepted: {accepted(field)}")
         return v
     for value, words in _vocabulary(field).items():
         if t in words:
