@@ -649,3 +649,18 @@ def test_volume_text_says_the_voxel_count_where_mL_would_read_zero():
     assert volume_text(2, 0.0034) == "2 voxels (0.007 mL)"
     assert volume_text(100, 0.027) == "2.7 mL"
     assert "0.0 mL" not in volume_text(1, 0.003375)
+
+
+def test_cli_vessels_refuses_a_diameter_map_over_its_own_mask(tmp_path, capsys):
+    """New-user trial 114 (MED): --diameter-out naming the --out file wrote the diameter map over
+    the vessel mask, exit 0, its sidecar still calling it the mask. Now refused, exit 2, nothing written."""
+    from imagio import cli, io
+
+    ct, t = make_ct(spacing=(4.0, 4.0, 4.0))
+    src, organ = tmp_path / "ct.nrrd", tmp_path / "liver.nii.gz"
+    io.write_image(ct, src)
+    io.write_labels(ct.with_array(t["liver"].astype(np.uint8), labels={1: "liver"}), organ)
+    out = tmp_path / "v.nii.gz"
+    assert cli.main(["vessels", str(src), "--organ", str(organ), "--organ-labels", "liver", "--out", str(out),
+                     "--diameter-out", str(tmp_path / "." / "v.nii.gz"), "--quiet"]) == 2
+    assert "is the --out file" in capsys.readouterr().err and not out.exists()

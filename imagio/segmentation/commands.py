@@ -138,6 +138,11 @@ def cmd_vessels(args) -> int:
     out = io.require_image_output(args.out)
     if args.diameter_out:
         io.require_image_output(args.diameter_out, "--diameter-out")
+        if Path(args.diameter_out).resolve() == Path(out).resolve():   # trial 114: the mask was overwritten
+            from ..errors import InputError
+
+            raise InputError(f"--diameter-out {args.diameter_out} is the --out file: the diameter map would "
+                             "replace the vessel mask; give it another name")
     check_outputs([out], [args.ct, args.organ], args.force)
     ct = io.read_image(Path(args.ct), args.series)
     lab = io.read_labels(Path(args.organ))

@@ -250,7 +250,8 @@ def unresolved_calibre(tree, path: np.ndarray, scope: str, od: float, tol: float
                 f"{UNRESOLVED_VOXELS:g} voxels across ({vox:g} mm voxels): its calibre is not resolved, so the "
                 f"{scope_words(scope, od)} (tolerance {tol:g} mm) may not fit there; check on a thin-slice CT")
     if cal[k] - unc < od - tol:
-        return (f"the route's narrowest lumen ({where}) is wider than the {scope_words(scope, od)} needs "
+        side = "narrower" if cal[k] < od - tol else "wider"   # trial 114: a 3.57 mm lumen was called wider than 3.70
+        return (f"the route's narrowest lumen ({where}) is {side} than the {scope_words(scope, od)} needs "
                 f"({od - tol:.2f} mm with the tolerance {tol:g} mm) by less than its uncertainty (+/-{unc:.1f} mm, a "
                 f"voxel of {vox:g} mm): whether the scope fits there cannot be decided at this resolution; check on a "
                 "thin-slice CT")
