@@ -40,7 +40,37 @@ def test_isotherm_is_stated_and_the_ice_ball_edge_warned(liver_plan):
     w = " | ".join(ice["warnings"])
     assert "measured on the 0 C isotherm" in w and "does not kill tissue" in w, w
     assert "NOT lethal" in dict(ablation_sections(ice)[0][1])["zone edge"]
+    # the 0 C zone's geometry may cover the tumour with its margin, but that is not the tissue killed:
+    # never "met" nor compliant (new-user trial 112: compliant true beside the warning)
+    for sp in ice["single_probe"]:
+        crit = sp["coverage"]["criteria"]
+        for k in ("tumour_covered", "minimal_ablative_margin", "ideal_margin"):
+            assert crit[k]["met"] is not True, (k, crit[k])
+        assert sp["coverage"]["compliant"] is not True, sp["coverage"]["compliant"]
 
+
+def test_a_non_lethal_zone_that_meets_its_criteria_is_not_compliant():
+    """`non_lethal_criteria` on a zone whose geometry meets every criterion: at 0 C each is None with
+    the reason and the zone is not compliant (None); at the lethal isotherm and for heat ablation
+    nothing changes; a criterion already failed stays False."""
+    from imagio.planning.ablation.commands import non_lethal_criteria
+
+    def zone(cov_met=True):
+        crit = {"tumour_covered": {"value": 100.0, "required": 100.0, "met": cov_met},
+                "minimal_ablative_margin": {"value": 6.1, "required": 5.0, "met": True},
+                "ideal_margin": {"value": 6.1, "required": 10.0, "met": False},
+                "no_hollow_viscus": {"value": 0.0, "required": 0.0, "met": True}}
+        return {"criteria": crit, "compliant": cov_met}
+
+    lethal = value("cryo_lethal_isotherm_c")
+    ice = non_lethal_criteria(zone(), "cryoablation", 0)
+    assert ice["compliant"] is None
+    for k in ("tumour_covered", "minimal_ablative_margin"):
+        assert ice["criteria"][k]["met"] is None and "does not kill" in ice["criteria"][k]["not_verifiable"]
+    assert ice["criteria"]["ideal_margin"]["met"] is False and ice["criteria"]["no_hollow_viscus"]["met"] is True
+    assert non_lethal_criteria(zone(False), "cryoablation", 0)["compliant"] is False
+    assert non_lethal_criteria(zone(), "cryoablation", lethal) == zone()
+    assert non_lethal_criteria(zone(), "microwave", None) == zone()
 
 def test_heat_ablation_states_no_isotherm(liver_plan):
     d = ablation_for_plan(liver_plan, "emprint", "100W_5min")

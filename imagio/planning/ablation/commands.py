@@ -172,11 +172,43 @@ def ablation_for_plan(result, device, setting_id: str | None, multi_probe: bool 
             failed = str(e)
             out["multi_probe"] = {"device": dev.name, "setting": s.id, "failed": failed}
     out = to_jsonable(out)
+    for d in out["single_probe"] + [out.get("multi_probe") or {}]:
+        if d.get("coverage"):
+            non_lethal_criteria(d["coverage"], dev.modality, d.get("isotherm_c", out["isotherm_c"]))
     if out["single_probe"]:   # the proposals whose zones meet the margin the best one misses (trial 107 F3)
         out["single_probe"][0]["margin_met_elsewhere"] = margin_met_elsewhere(out["single_probe"]) or None
     out["warnings"] = ablation_warnings(out, getattr(p.target, "organ", "") or "", failed,
                                         bool(getattr(p.target, "in_lung", False)), p.ct)
     return out
+
+
+NON_LETHAL_CRITERIA = ("tumour_covered", "minimal_ablative_margin", "ideal_margin")   # measured on the zone's edge
+
+
+def non_lethal_criteria(coverage: dict, modality: str, isotherm_c) -> dict:
+    """A cryoablation zone bounded by an isotherm warmer than the lethal one (`criteria.is_lethal`,
+    ablation_criteria.json cryo_lethal_isotherm_c, Littrup 2009: the 0 C ice-ball edge seen on CT
+    kills no tissue): its coverage and margin criteria that the zone's geometry meets are not
+    met by the tissue killed, so each such ``met: True`` becomes None with ``not_verifiable``
+    saying why, and ``compliant`` is recomputed (`coverage.compliance`: None, never True).
+    ``coverage``: a `Coverage.to_dict` (plan.json ``ablation...coverage``), changed in place and
+    returned. Heat ablation and lethal isotherms are left as they are (new-user trial 112: a 0 C
+    plan said ``compliant: true`` beside its warning that the ice does not kill)."""
+    from .coverage import compliance
+    from .criteria import is_lethal, lethal_isotherm_c
+
+    if modality != "cryoablation" or isotherm_c is None or is_lethal(float(isotherm_c)):
+        return coverage
+    crit = coverage.get("criteria") or {}
+    for k in NON_LETHAL_CRITERIA:
+        if (crit.get(k) or {}).get("met") is True:
+            crit[k]["met"] = None
+            crit[k]["not_verifiable"] = (f"met by the {float(isotherm_c):g} C isotherm (the ice ball's edge), which "
+                                         f"does not kill tissue; the lethal zone (at or below {lethal_isotherm_c():g} "
+                                         "C, Littrup 2009) is smaller")
+    if crit:
+        coverage["compliant"] = compliance(crit)
+    return coverage
 
 
 def margin_met_elsewhere(single_probe: list) -> str:
