@@ -31,9 +31,10 @@ def test_lung_rads_is_given_with_the_population_it_is_defined_for(capsys, age):
     lr = doc["lung_rads"]
     assert lr["category"] == "4A"   # 9 mm solid, baseline: the category itself does not change with age
     inside = POP["min_age"] <= age <= POP["max_age"]
-    # old code: no "population" at any age, and the management given to a 10-year-old
-    assert ("population" in lr) == (not inside), lr
-    assert ("Lung-RADS is defined for lung cancer screening" in err) == (not inside), err
+    # old code: no "population" at any age, and the management given to a 10-year-old; inside the
+    # age range with the smoking history not given, the note says so (trial 113 LOW/MED)
+    assert "population" in lr and "Lung-RADS is defined for lung cancer screening" in err, (lr, err)
+    assert ("smoking history was not given" in lr["population"]) == inside, lr
     if age < POP["incidental_min_age"]:
         assert lr["management"].startswith("not given"), lr
     else:
@@ -70,6 +71,13 @@ def test_a_never_smoker_is_outside_the_screening_population(capsys):
     out = capsys.readouterr()
     lr = json.loads(out.out)["lung_rads"]
     assert rc == 0 and "never-smoker" in lr["population"] and "LDCT" in lr["management"], lr
-    assert lungrads.population_note(66, True) == ("", False) and lungrads.population_note(None, None) == ("", False)
+    assert lungrads.population_note(66, True) == ("", False)
+    for age, smoker, unknown in ((None, None, "age and smoking history were"), (66, None, "smoking history was"),
+                                 (None, True, "age was")):
+        note, withheld = lungrads.population_note(age, smoker)
+        assert f"the patient's {unknown} not given" in note and "Fleischner" in note and not withheld, note
+    rc = main(["risk", "--age", "66", "--smoker", "--size-mm", "9", "--type", "solid"])
+    out = capsys.readouterr()
+    assert rc == 0 and "population" not in json.loads(out.out)["lung_rads"] and "Lung-RADS is" not in out.err
     note, withheld = lungrads.population_note(20, False)
     assert withheld and "at 20 years" in note

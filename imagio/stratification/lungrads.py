@@ -26,15 +26,25 @@ def population_note(age_years: float | None, smoker: bool | None = None) -> tupl
     are defined for (``screening_population`` of lungrads_v2022.json: screening of smokers at 50-80
     years, USPSTF 2021; the Fleischner Society's incidental-nodule guideline from 35 years; below 35
     no adult nodule guideline, so no management): ``age_years`` outside 50-80, or ``smoker`` False
-    (a never-smoker). ("", False) inside it or when neither is known (new-user trial 112 F5: a
-    10-year-old was given "LDCT in 3 months", a never-smoker 4B follow-up without a word)."""
+    (a never-smoker); or not known to be inside it (``age_years`` or ``smoker`` None: the
+    categories then assume a screening-eligible patient, and the note says what was not given).
+    ("", False) only for a smoker at 50-80 years (new-user trial 112 F5: a 10-year-old was given
+    "LDCT in 3 months", a never-smoker 4B follow-up without a word; trial 113: a 65-year-old of
+    unknown smoking history was given screening follow-up without a word)."""
     pop = table()["screening_population"]
     old_enough = age_years is None or pop["min_age"] <= age_years <= pop["max_age"]
+    defined = (f"Lung-RADS is defined for lung cancer screening of smokers at {pop['min_age']}-{pop['max_age']} "
+               "years (USPSTF 2021)")
     if old_enough and smoker is not False:
-        return "", False
+        unknown = [w for w, v in (("age", age_years), ("smoking history", smoker)) if v is None]
+        if not unknown:
+            return "", False
+        return (f"{defined}; the patient's {' and '.join(unknown)} {'were' if len(unknown) > 1 else 'was'} not given, "
+                "so the category and its management assume a screening patient: for an incidental nodule outside "
+                "that population, the Fleischner Society 2017 guideline (MacMahon 2017) or the BTS 2015 guideline "
+                "(--guideline bts_2015) applies"), False
     who = (f"at {age_years:g} years" if not old_enough else "in a never-smoker")
-    head = (f"Lung-RADS is defined for lung cancer screening of smokers at {pop['min_age']}-{pop['max_age']} years "
-            f"(USPSTF 2021); {who} this nodule is not a screening finding")
+    head = f"{defined}; {who} this nodule is not a screening finding"
     if age_years is not None and age_years < pop["incidental_min_age"]:
         return (f"{head}, and no adult nodule guideline applies below {pop['incidental_min_age']} years (the "
                 "Fleischner Society 2017 excludes them): the category is given for reference, its management is not"), True
