@@ -108,6 +108,8 @@ def test_output_that_is_an_input_is_refused_even_with_force(tmp_path, ct_file, c
     spellings = [ct, tmp_path / "case" / ".." / "case" / "ct.nii.gz"]
     (tmp_path / "link.nii.gz").symlink_to(ct)
     spellings.append(tmp_path / "link.nii.gz")
+    os.link(ct, tmp_path / "hard.nii.gz")   # a hard link: another name of the same inode (trial 114 LOW)
+    spellings.append(tmp_path / "hard.nii.gz")
     for out in spellings:
         code = main(["segment", str(ct), "--structures", "body", "--out", str(out), "--force", "--quiet"])
         err = capsys.readouterr().err

@@ -43,6 +43,18 @@ def _key(path) -> Path:
     return Path(os.path.realpath(os.path.abspath(os.fspath(path))))
 
 
+def _same_file(a, b) -> bool:
+    """Whether ``a`` and ``b`` are one file: one spelling (`_key`), or two names of one inode (a
+    hard link, which `os.path.realpath` does not resolve; trial 114 LOW: a hard link to the CT
+    given as --out was refused as "not an earlier output" rather than as the input)."""
+    if _key(a) == _key(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:   # either does not exist
+        return False
+
+
 def _sidecar(path: Path) -> Path | None:
     from .io import sidecar_path  # the label-name sidecar next to an image file
 
@@ -54,9 +66,8 @@ def _sidecar(path: Path) -> Path | None:
 
 def is_protected(path) -> Path | None:
     """The protected input that ``path`` is (same file), or None."""
-    k = _key(path)
     for p in _protected:
-        if k == p:
+        if _same_file(path, p):
             return p
     return None
 
@@ -285,7 +296,7 @@ def check_outputs(outputs, inputs, force: bool = False, owned_only: bool = True)
     outs = [Path(out) for out in outputs]
     cands = [c for out in outs for c in (out, _sidecar(out)) if c is not None]
     for c in cands:
-        hit = ins.get(_key(c))
+        hit = ins.get(_key(c)) or next((p for p in ins.values() if _same_file(c, p)), None)
         if hit is not None:
             raise InputError(f"refusing to write {c}: it is an input of this command ({hit}); choose another "
                              "output name (--force only replaces earlier outputs, never an input)")
