@@ -664,3 +664,29 @@ def test_cli_vessels_refuses_a_diameter_map_over_its_own_mask(tmp_path, capsys):
     assert cli.main(["vessels", str(src), "--organ", str(organ), "--organ-labels", "liver", "--out", str(out),
                      "--diameter-out", str(tmp_path / "." / "v.nii.gz"), "--quiet"]) == 2
     assert "is the --out file" in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_vessels_reads_label_names_and_lists_names_in_value_order(tmp_path, capsys):
+    """New-user trial 114 (LOW): `imagio vessels` had no --label-names (a label map without names, as
+    TotalSegmentator's multi-label NIfTI, could only be named label_N), and its refusal listed the
+    names in text order (label_10 before label_2). Now --label-names names the organ, as for plan,
+    and the refusal lists the names by label value."""
+    from imagio import cli, io
+
+    ct, t = make_ct(spacing=(4.0, 4.0, 4.0))
+    src = tmp_path / "ct.nrrd"
+    io.write_image(ct, src)
+    arr = np.where(t["liver"], 5, np.where(t["body"], 10, 2)).astype(np.uint8)
+    organ = tmp_path / "seg.nii.gz"
+    io.write_image(ct.with_array(arr, labels={}), organ)          # values only, no names
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"5": "liver", "10": "body", "2": "air"}), encoding="utf-8")
+    out = tmp_path / "v.nii.gz"
+    assert cli.main(["vessels", str(src), "--organ", str(organ), "--organ-labels", "liver", "--out", str(out),
+                     "--label-names", str(names), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["structure"] == "liver_vessels"
+    assert not (io.read_labels(out).mask("liver_vessels") & ~t["liver"]).any()   # inside the named organ
+    assert cli.main(["vessels", str(src), "--organ", str(organ), "--organ-labels", "liver", "--out",
+                     str(tmp_path / "w.nii.gz"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "['label_2', 'label_5', 'label_10']" in err, err

@@ -624,7 +624,8 @@ class Volume:
         inv = {v: k for k, v in self.labels.items()}
         missing = [n for n in names if n not in inv]
         if missing:
-            raise KeyError(f"label map has no structure {missing}; it has {sorted(inv)}")
+            # its names in label-value order (label_2 before label_10; trial 114 LOW: text order)
+            raise KeyError(f"label map has no structure {missing}; it has {[self.labels[k] for k in sorted(self.labels)]}")
         return values_mask(self.array, [inv[n] for n in names])
 
     def describe(self) -> dict:

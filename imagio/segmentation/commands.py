@@ -77,7 +77,7 @@ def cmd_lesion(args) -> int:
     ct = io.read_image(Path(args.ct), args.series)
     organ, lab = None, None
     if args.organ:
-        lab = io.read_labels(Path(args.organ))
+        lab = io.read_labels(Path(args.organ), io.label_names_arg(args))
         names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
         organ = _organ_mask(io.labels_on_grid(lab, ct, args.organ), names, args.organ)
     add = [parse_point(t, args.lps, "--add") for t in args.add or []]
@@ -143,9 +143,9 @@ def cmd_vessels(args) -> int:
 
             raise InputError(f"--diameter-out {args.diameter_out} is the --out file: the diameter map would "
                              "replace the vessel mask; give it another name")
-    check_outputs([out], [args.ct, args.organ], args.force)
+    check_outputs([out], [args.ct, args.organ] + ([args.label_names] if args.label_names else []), args.force)
     ct = io.read_image(Path(args.ct), args.series)
-    lab = io.read_labels(Path(args.organ))
+    lab = io.read_labels(Path(args.organ), io.label_names_arg(args))
     warned = io.input_warnings(ct, lab)
     lab = io.labels_on_grid(lab, ct, f"{args.organ}")
     names = args.organ_labels.split(",")
@@ -173,7 +173,7 @@ def cmd_vessels(args) -> int:
 
 def register(subparsers) -> None:
     from ..coords import add_point_argument
-    from ..io import IMAGE_SUFFIXES
+    from ..io import IMAGE_SUFFIXES, add_label_names_argument
     from ..dicom import add_series_argument
     from .rules import DEFAULT_STRUCTURES, STRUCTURE_CONTENTS, STRUCTURES
 
@@ -215,6 +215,7 @@ def register(subparsers) -> None:
                         f"segmentation) or {', '.join(IMAGE_SUFFIXES)} (with a .labels.json sidecar)")
     s.add_argument("--organ", help="optional label map bounding the lesion (e.g. the liver)")
     s.add_argument("--organ-labels", help="comma-separated label names in --organ to use")
+    add_label_names_argument(s, "names of --organ's label values")
     s.add_argument("--kind", choices=("lung_nodule", "soft_tissue"),
                    help="lesion type (default: detected from the surroundings)")
     s.add_argument("--name", help="structure name (default lung_nodule or tumor)")
@@ -235,6 +236,7 @@ def register(subparsers) -> None:
     s.add_argument("ct", help="contrast CT in HU")
     s.add_argument("--organ", required=True, help="label map holding the organ")
     s.add_argument("--organ-labels", required=True, help="comma-separated organ label names")
+    add_label_names_argument(s, "names of --organ's label values, e.g. {\"5\": \"liver\"}")
     s.add_argument("--out", required=True, help="output vessel label map")
     s.add_argument("--diameter-out", help="optional float image of the lumen diameter (mm)")
     s.add_argument("--name", help="structure name (default liver_vessels / lung_vessels)")
