@@ -55,12 +55,14 @@ def _hessian_eigs(img: np.ndarray, sigma_vox, scale_mm2: float, where: np.ndarra
 
 
 def vesselness(ct: Volume, organ: np.ndarray, sigmas_mm=(1.0, 1.5, 2.5, 4.0), progress=None,
-               hu_checked: bool = False) -> np.ndarray:
+               hu_checked: bool = False, dark: bool = False):
     """Frangi vesselness (0..1, float32, [k, j, i]) of bright tubes inside ``organ``. ``ct`` is
     checked to be a CT in HU (InputError otherwise) unless ``hu_checked``: a box cut from a CT the
     caller has checked, which need not hold the air a whole CT shows (new-user trial 110: a bronch
     target in soft tissue far from the lung was refused as "the image has no air ... not a whole
-    CT", judged on the box around it)."""
+    CT", judged on the box around it). ``dark``: also the response to dark tubes, i.e. the
+    vesselness of the mirrored CT (2 x median - CT: its Hessian is the CT's negated, the scale's
+    normalisation the same), returned as (bright, dark): `vessels_and_blobs`' empirical null."""
     p = as_progress(progress)
     if hu_checked and not isinstance(ct, Volume):
         raise InputError(f"expected a CT Volume, got {type(ct).__name__}")
@@ -74,6 +76,7 @@ def vesselness(ct: Volume, organ: np.ndarray, sigmas_mm=(1.0, 1.5, 2.5, 4.0), pr
     # outside the organ: its median, so the organ's own boundary is not a structure
     img[~where] = float(np.median(img[where]))
     best = np.zeros(int(where.sum()), np.float32)
+    best_dark = np.zeros_like(best) if dark else None
     for n, s in enumerate(sigmas_mm):
         p(n / len(sigmas_mm), f"vessels: Hessian at {s} mm")
         ev = _hessian_eigs(img, s / ct.spacing_kji, s * s, where)
@@ -83,15 +86,20 @@ def vesselness(ct: Volume, organ: np.ndarray, sigmas_mm=(1.0, 1.5, 2.5, 4.0), pr
         ss = np.sqrt((ev ** 2).sum(1))
         c = 0.5 * float(ss.max()) if ss.size else 1.0
         v = ((1 - np.exp(-ra ** 2 / (2 * ALPHA ** 2))) * np.exp(-rb ** 2 / (2 * BETA ** 2))
-             * (1 - np.exp(-ss ** 2 / (2 * max(c, 1e-6) ** 2))))
+             * (1 - np.exp(-ss ** 2 / (2 * max(c, 1e-6) ** 2)))).astype(np.float32)
+        if dark:   # a dark tube: both large eigenvalues positive
+            best_dark = np.maximum(best_dark, np.where((ev[:, 1] < 0) | (ev[:, 2] < 0), 0.0, v))
         v[(ev[:, 1] > 0) | (ev[:, 2] > 0)] = 0.0
-        best = np.maximum(best, v.astype(np.float32))
-    out = np.zeros(a.shape, np.float32)
-    sub = np.zeros(where.shape, np.float32)
-    sub[where] = best
-    out[sl] = sub
+        best = np.maximum(best, v)
+
+    def full(vals):
+        out = np.zeros(a.shape, np.float32)
+        sub = np.zeros(where.shape, np.float32)
+        sub[where] = vals
+        out[sl] = sub
+        return out
     p(1.0, "vessels: vesselness done")
-    return out
+    return (full(best), full(best_dark)) if dark else full(best)
 
 
 def diameter_from_edt(inside_mm, spacing_kji):
@@ -308,6 +316,37 @@ def fill_lumen(a: np.ndarray, organ: np.ndarray, seeds: np.ndarray, spacing_kji,
     return out, stats
 
 
+def piece_evidence(a: np.ndarray, mask: np.ndarray, bg: float, noise: float):
+    """(labels [k, j, i], evidence per piece): each 26-connected piece of ``mask``'s summed excess of
+    the CT ``a`` (HU) over the parenchyma ``bg``, in noise SDs (``noise`` HU): sum((HU - bg) / SD)
+    over its voxels. A contrast vessel adds its contrast over every voxel of its length and
+    lumen; a cluster of noise peaks a few SDs over a few voxels."""
+    lab, n = ndimage.label(mask, np.ones((3, 3, 3), bool))
+    if n == 0:
+        return lab, np.zeros(0)
+    ev = np.asarray(ndimage.sum(a.astype(np.float64) - bg, lab, np.arange(1, n + 1))) / max(noise, 1e-3)
+    return lab, ev
+
+
+def null_threshold(null_evidence, n_organs: int, rule: dict | None = None) -> float:
+    """The evidence a piece needs so that noise alone gives fewer than ``null_false_pieces`` such
+    pieces per organ: the tail of the empirical null (``null_evidence``: the pieces of
+    ``n_organs`` noise-only copies of the organ) above its ``null_tail_pieces``-th largest value u
+    fitted by an exponential (peaks over threshold; its scale beta from the median excess, robust to
+    anatomy in the null), so t = u + beta ln(k / (n_organs x alpha)). Where the null has no piece, noise reaches no
+    seed and 0 is returned. vessel_lumen.json, with the sources."""
+    rule = rule or lumen_rule()
+    s = np.sort(np.asarray(null_evidence, float))[::-1]
+    if s.size == 0:
+        return 0.0
+    k = min(int(rule["null_tail_pieces"]), s.size)
+    u = float(s[k]) if s.size > k else 0.0
+    # the scale from the median excess (an exponential's median is beta ln 2): robust to the few
+    # dark structures of the organ (fat in a fissure, a cyst) that the mirror turns into bright pieces
+    beta = max(float(np.median(s[:k] - u)) / float(np.log(2.0)), 1e-6)
+    return u + beta * float(np.log(k / (n_organs * float(rule["null_false_pieces"]))))
+
+
 def drop_short_pieces(mask: np.ndarray, spacing_kji, rule: dict | None = None) -> tuple[np.ndarray, int]:
     """(``mask`` without its 26-connected pieces whose bounding box's diagonal is under
     ``min_piece_length_mm`` or whose volume is under a tube of ``min_piece_calibre_mm`` that long,
@@ -339,6 +378,57 @@ def lumen_note(stats: dict, organ_name: str = "vessels") -> str:
             "is uncertain and parts of the vessels may be missing, so the diameters are lower bounds; a vessel "
             "beside a target may be wider than its figure, and small pieces of the mask may be noise peaks rather "
             "than vessels (on a CT without contrast the organ's vessels are no brighter than it): read them on the CT")
+
+
+def _contrast_vessels(ct: Volume, organ, seeds, v, vd, med, min_hu, threshold):
+    """(lumen of the pieces that beat noise, fill_lumen stats, evidence threshold, kept, found):
+    the lumen grown from ``seeds`` (`fill_lumen`), and of its pieces those whose evidence
+    (`piece_evidence`, voxels deeper than ``null_border_vox`` voxels in the organ) exceeds what
+    the organ's noise gives to the same procedure on the mirrored CT (2 x median - CT: its bright
+    tubes are the CT's dark ones, ``vd``; `null_threshold`). vessel_lumen.json null_*."""
+    a = ct.array
+    sk = np.asarray(ct.spacing_kji, float)
+    rule = lumen_rule()
+    lo, hi = ct.bounding_box(organ, margin=int(np.ceil(0.5 * float(rule["max_diameter_mm"]) / float(np.min(sk)))) + 2)
+    sl = tuple(slice(int(l), int(h)) for l, h in zip(lo, hi))
+    org = organ[sl]
+    depth = ndimage.distance_transform_edt(np.pad(org, 1), sampling=sk)[1:-1, 1:-1, 1:-1]
+    deep = depth > float(rule["null_border_vox"]) * float(sk.max())
+    sd = _robust_sd(a[sl][deep]) if deep.any() else _robust_sd(a[sl][org])
+    vmax = float(max(v.max(), vd.max()))
+    mir = (2.0 * med - a[sl]).astype(np.float32)
+    sd_ = org & (mir >= min_hu) & (vd[sl] >= threshold * vmax if vmax > 0 else False)
+    null_ev = np.zeros(0)
+    if sd_.any():
+        lm, st = fill_lumen(mir, org, sd_, sk)
+        null_ev = piece_evidence(mir, lm & deep, st["parenchyma_hu"], sd)[1]
+    t = null_threshold(null_ev, 1)
+    lm, stats = fill_lumen(a, organ, seeds, sk)
+    if not lm.any():
+        return lm, dict(stats, null_evidence=round(t, 1)), t, 0, 0
+    lab, ev = piece_evidence(a[sl], lm[sl] & deep, stats["parenchyma_hu"], sd)
+    keep = np.concatenate([[False], ev > t])
+    # whole pieces of the lumen (their border voxels too) that hold a deep piece kept
+    lab2, n2 = ndimage.label(lm[sl], np.ones((3, 3, 3), bool))
+    k2 = np.zeros(n2 + 1, bool)
+    k2[np.unique(lab2[keep[lab]])] = True
+    k2[0] = False
+    out = np.zeros_like(lm)
+    out[sl] = k2[lab2]
+    stats = dict(stats, null_evidence=round(t, 1), evidence_max=round(float(ev.max()), 1) if ev.size else None)
+    return out, stats, t, int(keep.sum()), int(ev.size)
+
+
+def no_contrast_note(stats: dict, found: int, t: float, organ_name: str = "vessels") -> str:
+    """The one warning of a soft-tissue organ in which no vessel beat the organ's noise."""
+    r = lumen_rule()
+    what = (f"none of the {found} bright piece(s) found stands out from the organ's noise (largest evidence "
+            f"{stats.get('evidence_max')} against {t:.0f} noise SD-voxels that noise alone reaches, with "
+            f"{r['min_piece_length_mm']:g} mm length as a vessel)" if found else "no tube brighter than the organ was found")
+    return (f"{organ_name}: no contrast-enhanced vessel is seen in the organ: {what}. Unenhanced blood "
+            f"({r['unenhanced_blood_hu'][0]:g}-{r['unenhanced_blood_hu'][1]:g} HU) is no brighter than liver, so on a CT "
+            "without contrast (or where the contrast has left the vessels) the organ's vessels cannot be told from it: "
+            "no vessel is labelled, which is NOT their absence; use a contrast-enhanced (portal-venous) CT to map them")
 
 
 def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
@@ -376,24 +466,23 @@ def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
     soft = med >= -500
     if sigmas_mm is None:
         sigmas_mm = tuple(lumen_rule()["sigmas_mm"]) if soft else LUNG_SIGMAS_MM
-    v = vesselness(ct, organ, sigmas_mm, progress=p.sub(0, 0.75), hu_checked=hu_checked)
+    v = vesselness(ct, organ, sigmas_mm, progress=p.sub(0, 0.75), hu_checked=hu_checked, dark=soft)
+    v, vd = v if soft else (v, None)
     if min_hu is None:
         min_hu = med + 40.0 if soft else -500.0
     vmax = float(v.max())
     m = organ & (a >= min_hu) & (v >= threshold * vmax if vmax > 0 else False)
-    if soft and m.any():
-        p(0.78, "vessels: lumen from the CT (half maximum)")
-        m, stats = fill_lumen(a, organ, m, ct.spacing_kji)
+    if soft:
+        p(0.76, "vessels: lumen from the CT (half maximum), against the organ's noise (its mirror)")
+        m, stats, t, kept, found = _contrast_vessels(ct, organ, m, v, vd, med, min_hu, threshold)
         m, dropped = drop_short_pieces(m, ct.spacing_kji)
-        note = lumen_note(stats) if m.any() else ""
-        if notes is not None and dropped and not m.any():
-            notes.append(f"vessels: no vessel brighter than the organ was found: {dropped} bright specks, each shorter "
-                         f"than {lumen_rule()['min_piece_length_mm']:g} mm or thinner than a {lumen_rule()['min_piece_calibre_mm']:g} mm "
-                         "tube, are noise rather than vessels (a CT without "
-                         "contrast, or a late phase, shows the organ's vessels no brighter than it): no vessel is labelled, "
-                         "which is not their absence; use a contrast-enhanced (portal-venous) CT")
-        if note and notes is not None:
-            notes.append(note)
+        if not m.any():
+            if notes is not None:
+                notes.append(no_contrast_note(stats, found, t))
+        else:
+            note = lumen_note(stats)
+            if note and notes is not None:
+                notes.append(note)
     blobs = np.zeros(m.shape, bool)
     if exclude_blobs:
         p(0.82, "vessels: compact blobs (nodules) are not vessels")
