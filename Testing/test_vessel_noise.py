@@ -77,3 +77,20 @@ def test_contrast_vessels_are_found(grid, noise_sd, contrast):
     assert n == len(on_tube), (grid, n, len(on_tube))
     assert dice >= 0.5, (grid, dice)
     print(grid, noise_sd, contrast, "Dice", round(float(dice), 2), "6/8 mm core", [round(float(m[liver & (np.hypot(pts[..., 0], pts[..., 1] - o) <= d / 2 - 0.5)].mean()), 2) for d, o in TUBES])
+
+
+def test_eligibility_does_not_read_an_empty_vessel_label_as_absent():
+    """`imagio vessels` on a CT without contrast writes an empty liver_vessels label: eligibility's
+    perivascular criterion is then not checked (favourable None), not favourable (old code: True)."""
+    from imagio.stratification.ablation_eligibility import assess
+
+    sk = np.array([2.0, 2.0, 2.0])
+    shape = (30, 40, 40)
+    pts = np.stack(np.indices(shape), -1) * sk
+    tumour = np.linalg.norm(pts - np.array([30.0, 40.0, 40.0]), axis=-1) <= 8.0
+    lab = np.ones(shape, np.uint8)
+    lab[tumour] = 2
+    labels = Volume(lab, np.diag([*sk[::-1], 1.0]), labels={1: "liver", 2: "liver_tumor_1", 3: "liver_vessels"})
+    ct = labels.with_array(np.where(tumour, 40, 60).astype(np.int16), labels={})
+    pv = next(r for r in assess(ct, labels, "liver_tumor_1")["reasons"] if r["criterion"] == "perivascular")
+    assert pv["favourable"] is None and "not checked" in pv["detail"], pv

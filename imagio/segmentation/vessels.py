@@ -331,7 +331,7 @@ def piece_evidence(a: np.ndarray, mask: np.ndarray, bg: float, noise: float):
 def null_threshold(null_evidence, n_organs: int, rule: dict | None = None) -> float:
     """The evidence a piece needs so that noise alone gives fewer than ``null_false_pieces`` such
     pieces per organ: the tail of the empirical null (``null_evidence``: the pieces of
-    ``n_organs`` noise-only copies of the organ) above its ``null_tail_pieces``-th largest value u
+    ``n_organs`` mirrored copies of the organ, 2 x median - CT) above its ``null_tail_pieces``-th largest value u
     fitted by an exponential (peaks over threshold; its scale beta from the median excess, robust to
     anatomy in the null), so t = u + beta ln(k / (n_organs x alpha)). Where the null has no piece, noise reaches no
     seed and 0 is returned. vessel_lumen.json, with the sources."""

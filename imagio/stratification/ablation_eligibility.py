@@ -122,7 +122,10 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
     # diameter image and the planner's calibre split read it; new-user trial 112 F7: 3.91 vs 2.93 mm)
     dmax = float(lumen_diameter(vessel, sk)[near].max()) if near.any() else 0.0
     pv_text = f"no vessel >= {pv['vessel_diameter_mm']} mm within {pv['distance_mm']} mm"
-    if dmax < pv["vessel_diameter_mm"] and not any(n in INTRAHEPATIC for n in labels.labels.values()):
+    # a label named for the liver's vessels but holding no voxel (imagio vessels on a CT without contrast
+    # labels none: not their absence) is no better than none (vesselnoise115)
+    seen_vals = [v for v, n in labels.labels.items() if n in INTRAHEPATIC]
+    if dmax < pv["vessel_diameter_mm"] and not (seen_vals and np.isin(labels.array, seen_vals).any()):
         # no labelled vessel near, and none of the liver's own vessels labelled: not seen, not absent
         add("perivascular", None, pv_text, None, pv["source"],
             "not checked: no intrahepatic vessel (" + ", ".join(INTRAHEPATIC) + ") is labelled, so a vessel "
