@@ -458,7 +458,10 @@ def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
 
     In a soft-tissue organ (median above -500 HU) the vesselness mask only seeds the vessels and
     their lumen is read from the CT (`fill_lumen`, scales ``vessel_lumen.json`` sigmas_mm): a
-    filled lumen whose diameter is the one definition (`lumen_diameter`); in aerated lung the
+    filled lumen whose diameter is the one definition (`lumen_diameter`), of which a piece is kept
+    only when its evidence beats the organ's noise (the same steps on the mirrored CT,
+    `_contrast_vessels`; vessel_lumen.json null_*); where none does, ``notes`` gets the one
+    warning `no_contrast_note` and no vessel is labelled; in aerated lung the
     vesselness mask (scales ``LUNG_SIGMAS_MM``) is the vessels, as before."""
     p = as_progress(progress)
     a = ct.array
