@@ -76,6 +76,11 @@ def test_contrast_vessels_are_found(grid, noise_sd, contrast):
     on_tube = np.unique(lab[m & truth])
     assert n == len(on_tube), (grid, n, len(on_tube))
     assert dice >= 0.5, (grid, dice)
+    # a tube whose core is mostly missed (the 4 mm one at 0.75 mm and SD 25 HU) is said: a vessel beside a
+    # target may be missing from the label
+    missed = [d for d, off in TUBES if m[liver & (np.hypot(pts[..., 0], pts[..., 1] - off) <= d / 2 - 0.5)].mean() < 0.5]
+    if missed:
+        assert any("did not stand out" in n or "may be missing" in n for n in notes), (grid, missed, notes)
     print(grid, noise_sd, contrast, "Dice", round(float(dice), 2), "6/8 mm core", [round(float(m[liver & (np.hypot(pts[..., 0], pts[..., 1] - o) <= d / 2 - 0.5)].mean()), 2) for d, o in TUBES if (liver & (np.hypot(pts[..., 0], pts[..., 1] - o) <= d / 2 - 0.5)).any()])
 
 

@@ -486,6 +486,11 @@ def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
             note = lumen_note(stats)
             if note and notes is not None:
                 notes.append(note)
+            if found > kept and notes is not None:   # a real but faint vessel may be among them: said
+                notes.append(f"vessels: {found - kept} of the {found} bright piece(s) found did not stand out from the "
+                             f"organ's noise (evidence under {t:.0f} noise SD-voxels, which noise alone reaches) and "
+                             "are not labelled: a faint or small vessel may be among them, so a vessel beside a "
+                             "target may be missing from the label; read the CT there")
     blobs = np.zeros(m.shape, bool)
     if exclude_blobs:
         p(0.82, "vessels: compact blobs (nodules) are not vessels")
