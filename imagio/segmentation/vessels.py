@@ -482,15 +482,17 @@ def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
         if not m.any():
             if notes is not None:
                 notes.append(no_contrast_note(stats, found, t))
-        else:
-            note = lumen_note(stats)
-            if note and notes is not None:
-                notes.append(note)
-            if found > kept and notes is not None:   # a real but faint vessel may be among them: said
-                notes.append(f"vessels: {found - kept} of the {found} bright piece(s) found did not stand out from the "
-                             f"organ's noise (evidence under {t:.0f} noise SD-voxels, which noise alone reaches) and "
-                             "are not labelled: a faint or small vessel may be among them, so a vessel beside a "
-                             "target may be missing from the label; read the CT there")
+        elif notes is not None:
+            # one warning: the low contrast (`lumen_note`) and the pieces not labelled, a real but faint
+            # vessel possibly among them
+            said = [lumen_note(stats)] + ([
+                f"{found - kept} of the {found} bright piece(s) found did not stand out from the organ's noise "
+                f"(evidence under {t:.0f} noise SD-voxels, which noise alone reaches) and are not labelled: a faint or "
+                "small vessel may be among them, so a vessel beside a target may be missing from the label; read the "
+                "CT there"] if found > kept else [])
+            said = [w for w in said if w]
+            if said:
+                notes.append("; ".join(said) if said[0].startswith("vessels:") else "vessels: " + "; ".join(said))
     blobs = np.zeros(m.shape, bool)
     if exclude_blobs:
         p(0.82, "vessels: compact blobs (nodules) are not vessels")
