@@ -493,12 +493,25 @@ def dot_filter(ct: Volume, search: np.ndarray, sigmas_mm, floor: float = 0.0, py
 def scan_warnings(ct: Volume, detector: str = "blobs") -> list[str]:
     """Doubts about a whole scan that hold for every candidate (and for an empty result); the
     aliasing doubt is the dot filter's (``detector="blobs"``) only."""
+    from ..limits import RESAMPLED_SECTIONS_RATIO
+    from ..segmentation.lesion import RESAMPLED_SECTIONS_MIN_MM
+    from ..segmentation.resolution import resolution_along_s
+
     c = constants()
     out = []
     thick = float(ct.spacing_kji[anatomical_axes(ct)["S"][0]])
+    # sections interpolated from thicker ones (a reformat, a resampled export): the noise shows their
+    # resolution, which the spacing does not (new-user trial 115 M3: an oblique reformat of 5 mm sections
+    # on a 2.5 mm grid lost LUNA16's warning, and two single-section vessel dots came out at p 0.6-0.7)
+    along = resolution_along_s(ct, RESAMPLED_SECTIONS_MIN_MM, RESAMPLED_SECTIONS_RATIO)
     if thick > c["max_slice_spacing_mm"]["value"]:
         out.append(f"slice spacing {thick:.1f} mm > {c['max_slice_spacing_mm']['value']:g} mm "
                    "(LUNA16's limit): small nodules may be missed and sizes are coarse")
+    elif along is not None and along[0] > c["max_slice_spacing_mm"]["value"]:
+        out.append(f"slice spacing {thick:.1f} mm, but the image's noise shows a resolution of {along[0]:.1f} mm along "
+                   f"S (sections interpolated from thicker ones, or a reformat) > {c['max_slice_spacing_mm']['value']:g} "
+                   "mm (LUNA16's limit): small nodules may be missed, sizes are coarse, and a vessel crossing one "
+                   "thick section may read as a dot (more false positives)")
     if detector == "blobs" and not subsolid_channel_applies(ct):
         out.append(f"slices {thick:.1f} mm > {c['subsolid_max_slice_mm']['value']:g} mm: the "
                    "sub-solid (ground-glass) channel did not run (vessels average into ground-glass "
