@@ -905,8 +905,8 @@ def graded_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float, name: str = "the
     calibre (`segmentation.vessels.centre_calibres`: unbiased, known to one voxel) reaches
     ``dmin_mm`` less that voxel (`segmentation.calibre.at_least`) are large too, with their lumen
     (dilated by the core's radius + one voxel: a centre below ``r_min`` holds no wider lumen).
-    ``undecided``: None, or {"calibre_mm": the largest calibre of those below ``dmin_mm`` (within
-    a voxel of it), "voxel_mm", "centres": how many, "warning": its words}."""
+    ``undecided``: None, or {"calibre_mm" / "least_calibre_mm": the largest / least calibre of those
+    below ``dmin_mm`` (within a voxel of it), "voxel_mm", "centres": how many, "warning": its words}."""
     from ..segmentation import calibre
     from ..segmentation.vessels import centre_calibres
 
@@ -917,11 +917,11 @@ def graded_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float, name: str = "the
     und = new & calibre.undecided(cal, dmin_mm, an)
     note = None
     if und.any():
-        top = float(cal[und].max())
-        note = {"calibre_mm": round(top, 2), "voxel_mm": round(calibre.uncertainty_mm(an), 3),
-                "centres": int(und.sum()),
-                "warning": f"{name}: " + calibre.undecided_words(
-                    top, dmin_mm, an, f"{name} (>= {dmin_mm:g} mm, its role), not {name}{CALIBRE_SMALL_SUFFIX}")}
+        top, least = float(cal[und].max()), float(cal[und].min())
+        note = {"calibre_mm": round(top, 2), "least_calibre_mm": round(least, 2),
+                "voxel_mm": round(calibre.uncertainty_mm(an), 3), "centres": int(und.sum()),
+                "warning": f"{name}: {int(und.sum())} centre voxel(s): " + calibre.undecided_words(
+                    (least, top), dmin_mm, an, f"{name} (>= {dmin_mm:g} mm, its role), not {name}{CALIBRE_SMALL_SUFFIX}")}
     return large_lumen(mask, an, dmin_mm, extra_centres=kji[new]), note
 
 

@@ -51,9 +51,13 @@ def at_least(calibre_mm, threshold_mm: float, spacing):
     return np.asarray(calibre_mm, float) >= float(threshold_mm) - uncertainty_mm(spacing)
 
 
-def undecided_words(calibre_mm: float, threshold_mm: float, spacing, treated_as: str) -> str:
-    """"calibre 2.7 mm on a 1.5 mm grid: within a voxel of 3 mm, treated as <treated_as>"."""
-    return (f"calibre {float(calibre_mm):.1f} mm on a {uncertainty_mm(spacing):.2g} mm grid: within a voxel of "
+def undecided_words(calibre_mm, threshold_mm: float, spacing, treated_as: str) -> str:
+    """"calibre 2.7 mm on a 1.5 mm grid: within a voxel of 3 mm, treated as <treated_as>";
+    ``calibre_mm`` a figure or the (least, largest) of several ("calibres 1.6-2.9 mm ...")."""
+    c = np.atleast_1d(np.asarray(calibre_mm, float))
+    lo, hi = float(c.min()), float(c.max())
+    fig = f"calibre {hi:.1f} mm" if round(lo, 1) == round(hi, 1) else f"calibres {lo:.1f}-{hi:.1f} mm"
+    return (f"{fig} on a {uncertainty_mm(spacing):.2g} mm grid: within a voxel of "
             f"{float(threshold_mm):g} mm, treated as {treated_as}")
 
 
