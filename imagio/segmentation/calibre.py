@@ -73,13 +73,16 @@ def plane_basis(tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def equivalent_diameters(lumen: Volume, points: np.ndarray, tangent: np.ndarray, half_width_mm,
-                         chunk: int = 64) -> np.ndarray:
+                         chunk: int = 64, max_half_samples: int | None = None) -> np.ndarray:
     """[n] equivalent-circle diameters (mm) of the mask's cross-section through each of
     ``points`` ([n, 3] RAS mm) in the plane normal to its ``tangent`` ([n, 3]): the in-plane
     connected piece of the mask (8-neighbours) holding the point, its holes filled, sampled
     (nearest voxel) on a square of ``half_width_mm`` ([n] or scalar) on each side at half the finest
-    spacing, a quarter of a step off the point. NaN where the point is not in the mask, or the piece reaches the square's edge or the
-    image's edge (``BEYOND``: bronchoscopy's ``section.lumen_volume``, `ridge_calibre`): the section is cut there, its area unknown."""
+    spacing (or coarser: at most ``max_half_samples`` steps on each side, a wide lumen's area
+    counted at a step well below its diameter), a quarter of a step off the point. NaN where the
+    point is not in the mask, or the piece reaches the square's edge or the image's edge
+    (``BEYOND``: bronchoscopy's ``section.lumen_volume``, `ridge_calibre`): the section is cut
+    there, its area unknown."""
     pts = np.asarray(points, float)
     t = np.asarray(tangent, float)
     hw = np.broadcast_to(np.asarray(half_width_mm, float), (len(pts),))
@@ -95,11 +98,13 @@ def equivalent_diameters(lumen: Volume, points: np.ndarray, tangent: np.ndarray,
     order = np.argsort(hw)
     for c0 in range(0, len(pts), chunk):
         sel = order[c0:c0 + chunk]
-        h = int(np.ceil(float(hw[sel].max()) / step))
+        # a wide square is sampled more coarsely, at most ``max_half_samples`` steps a side
+        st = step if max_half_samples is None else max(step, float(hw[sel].max()) / max_half_samples)
+        h = int(np.ceil(float(hw[sel].max()) / st))
         # a quarter step off the point: a section through voxel centres along an axis (a centre
         # voxel's) has no sample on a voxel face, where the nearest voxel is a tie (rint's
         # half-to-even read a 3-voxel square as 2.5 voxels: 2.26 mm for 2.71 mm at 0.8 mm)
-        u = (np.arange(-h, h + 1) + 0.25) * step
+        u = (np.arange(-h, h + 1) + 0.25) * st
         q = (pts[sel, None, None] + u[None, :, None, None] * a[sel, None, None]
              + u[None, None, :, None] * b[sel, None, None])
         v = lumen.sample(q.reshape(-1, 3), order=0, fill=BEYOND).reshape(len(sel), 2 * h + 1, 2 * h + 1)
@@ -109,7 +114,7 @@ def equivalent_diameters(lumen: Volume, points: np.ndarray, tangent: np.ndarray,
         piece = (lab == mid[:, None, None]) & (mid[:, None, None] > 0)
         edge = piece[:, 0].any(1) | piece[:, -1].any(1) | piece[:, :, 0].any(1) | piece[:, :, -1].any(1)
         cut = (ndimage.binary_dilation(piece, structure=plane) & (v == BEYOND)).any(axis=(1, 2))
-        area = piece.sum(axis=(1, 2)) * step * step
+        area = piece.sum(axis=(1, 2)) * st * st
         d = 2.0 * np.sqrt(area / np.pi)
         d[(mid == 0) | edge | cut] = np.nan
         out[sel] = d
@@ -168,5 +173,7 @@ def ridge_calibre(mask: np.ndarray, inside_mm: np.ndarray, kji: np.ndarray, spac
     vol = Volume(lumen, aff, scanner_coordinates=False)
     t = axis_directions(inside_mm, kji, sk)[:, ::-1]      # [k, j, i] mm -> the frame's x, y, z
     pts = (kji * sk)[:, ::-1].astype(float)
-    area = equivalent_diameters(vol, pts, t, 3.0 * d + 2.0 * sk.max())
+    # sampled at half the finest spacing, or at a fortieth of the square's half width for a wide
+    # lumen (a 10 mm lumen: some 400 samples in its section; the cost stays that of a 2 mm one)
+    area = equivalent_diameters(vol, pts, t, 3.0 * d + 2.0 * sk.max(), max_half_samples=40)
     return np.clip(np.where(np.isfinite(area), area, lo), lo, hi)

@@ -105,6 +105,8 @@ def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm:
     point of one vessel read 5.2 mm in one plan and 8.8 mm in another. The caller
     (`coverage.AblationContext`) replaces ``distance_to_zone_mm`` by the vessel label's own distance
     where that is nearer (the one ``structures_near_mm`` gives)."""
+    from ...segmentation import calibre
+
     hs = heat_sink()
     wall = margin_at + 0.5 * cl.diameter_mm       # the wall's signed distance (mm, > 0 inside)
     near = wall >= -float(hs["search_distance_mm"])
@@ -120,7 +122,7 @@ def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm:
         j = big[np.argmax(wall[big])]               # where that lumen lies (nearest of its voxels)
         thr = float(cl.min_diameter_mm or hs["min_diameter_mm"])
         # a lumen within its uncertainty below the threshold is a heat sink, scored as one at it
-        und = bool(dmax < thr)
+        und = bool(calibre.undecided(dmax, thr, cl.voxel_mm or voxel_mm))
         score = factor * max(dmax, thr if und else 0.0) / float(hs["min_diameter_mm"])
         level = ("high" if score >= hs["levels"]["high"] else
                  "moderate" if score >= hs["levels"]["moderate"] else "low")
@@ -136,9 +138,7 @@ def flag(cl: Centrelines, margin_at: np.ndarray, modality: str | None, voxel_mm:
                     "nearest_diameter_mm": round(float(cl.diameter_mm[i]), 1),
                     "level": level, "score": round(score, 2), "modality": modality})
         if und:
-            from ...segmentation.calibre import undecided_words
-
-            out[-1]["calibre_undecided"] = undecided_words(dmax, thr, cl.voxel_mm or voxel_mm, "a heat sink")
+            out[-1]["calibre_undecided"] = calibre.undecided_words(dmax, thr, cl.voxel_mm or voxel_mm, "a heat sink")
     return sorted(out, key=lambda r: -r["score"])
 
 
