@@ -26,6 +26,7 @@ from scipy import ndimage
 from ..volume import Volume
 
 BEYOND = 2   # value of a lumen volume outside the image: the section cannot be read there
+UNCERTAINTY_VOXELS = 1.0
 
 
 def uncertainty_mm(spacing) -> float:
@@ -34,7 +35,7 @@ def uncertainty_mm(spacing) -> float:
     the voxel its threshold puts it in, half a voxel on each side of the lumen, so a diameter
     drawn by a mask is known to a voxel and no better. 0 for an unknown grid."""
     s = np.asarray(spacing, float).ravel()
-    return float(s.max()) if s.size else 0.0
+    return UNCERTAINTY_VOXELS * float(s.max()) if s.size else 0.0
 
 
 def undecided(calibre_mm, threshold_mm: float, spacing):
