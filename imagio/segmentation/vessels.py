@@ -11,8 +11,10 @@ low-contrast lumen (55 HU over the liver, 15 HU noise) is cut to fragments by a 
 (new-user trial 112 F7: a 5-8 mm vessel read < 3 mm, hollow); the lumen is read from the CT at
 half maximum (`fill_lumen`, numbers and sources in ``imagio/data/vessel_lumen.json``), with a
 warning when its contrast-to-noise is too low to trust the edge (`lumen_note`). The lumen diameter
-per voxel is twice the distance (edt, mm) to the vessel boundary read on the centreline (local
-maxima of that distance) and propagated to every vessel voxel from its nearest centreline voxel.
+per voxel is the calibre read on the centreline (local maxima of the distance, edt mm, to the vessel
+boundary): the equivalent-circle diameter of the lumen's section normal to its axis
+(`centre_calibres`, `segmentation.calibre`: unbiased, known to one voxel), propagated to every
+vessel voxel from the centreline balls that cover it.
 
 A nodule is a compact blob, a vessel a tube, but on thick slices a nodule's Hessian looks tube-like;
 ``blob_pieces`` therefore removes blobs from the mask by their shape (openings at growing radii,
