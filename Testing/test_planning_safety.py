@@ -428,10 +428,10 @@ def test_lung2_own_segmentation_safe_and_prone_suggested(shared_data):
     assert any("no lung lobes labelled: fissure crossings are not judged" in w for w in result.warnings)
 
 
-def test_chest_cta_both_lungs_feasible_with_own_segmentation(shared_data):
+def test_chest_cta_both_lungs_with_own_segmentation(shared_data):
     """Chest CTA with the project's own lungs/bones/airways and lung vessels: a target deep in
-    each lung is feasible (thin vessel branches are a cost, >= 3 mm vessels keep their margin),
-    and every proposal passes the independent check."""
+    each lung (thin vessel branches are a cost, >= 3 mm vessels keep their margin, and so do those
+    within a voxel of 3 mm, said); every proposal passes the independent check."""
     from imagio.planning.problem import deepest_point
     from imagio.segmentation.rules import segment
     from imagio.segmentation.vessels import vessel_mask
@@ -450,10 +450,18 @@ def test_chest_cta_both_lungs_feasible_with_own_segmentation(shared_data):
         prob = PlanningProblem.build(ct, lab, t)
         assert prob.target.organ == side
         cal = prob.rules["vessel_calibre"]["lung_vessels"]
-        assert cal["small_structure"] == "lung_vessels_small" and cal["large_ml"] > 0
+        assert cal["large_ml"] > 0
         result = plan(prob)
-        assert result.feasible, result.report
-        assert_plan_safe(prob, result, ct, prob.labels)
+        # calibre115: on this 1.5 mm grid the lung vessels' section calibres read 1.7-3.8 mm (10th-90th
+        # percentile; the inscribed figure read 1.5 mm for 90 % of them), and a calibre within a voxel of
+        # 3 mm keeps the vessel's margin: the plan says so. Before, 14 of 99 mL kept the margin and
+        # both targets were feasible; now all of it does and neither is (a plan that says why, not a
+        # plan through vessels that may be >= 3 mm without a word)
+        und = cal["undecided"]
+        assert "on a 1.5 mm grid: within a voxel of 3 mm" in und["warning"]
+        assert und["warning"] in result.warnings
+        if result.feasible:
+            assert_plan_safe(prob, result, ct, prob.labels)
         # the thick vessels keep their margin: nothing >= 3 mm lies within margin + needle
         assert all(m.clearance_mm.get("lung_vessels", 99.0) >= 3.0 + prob.needle.widening_mm - 0.05
                    for m in result.proposals)

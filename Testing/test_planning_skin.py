@@ -136,7 +136,10 @@ def test_clipped_constant_air_is_air_not_padding():
 @pytest.mark.parametrize("spacing", [1.0, 1.5])
 def test_vessel_calibre_split(spacing):
     """A thin (one voxel) and a thick (6 mm) tube in one 'lung_vessels' label: only the thick one
-    keeps the margin role; the thin one becomes lung_vessels_small."""
+    keeps the margin role; the thin one becomes lung_vessels_small where its calibre (1.13 mm on the
+    1 mm grid) lies more than a voxel below 3 mm. On the 1.5 mm grid its 1.69 mm lies within a voxel
+    of 3 mm: since calibre115 it keeps the margin role too, and the split says so (before, it was
+    filed as small without a word)."""
     n = 60
     k, j, i = np.indices((n, n, n)) * spacing
     thin = (j - 21) ** 2 + (i - 21) ** 2 <= (0.5 * spacing) ** 2 + 1e-6   # one voxel wide
@@ -147,8 +150,14 @@ def test_vessel_calibre_split(spacing):
     t = Target(np.array([30.0, 30.0, 30.0]), "point", 0)
     out, info = split_vessels_by_calibre(lab, t, {})
     small = {v for v, nm in out.labels.items() if nm == "lung_vessels_small"}
-    assert info["lung_vessels"]["small_structure"] == "lung_vessels_small"
-    assert np.isin(out.array[thin], list(small)).all()
+    if spacing == 1.0:
+        assert info["lung_vessels"]["small_structure"] == "lung_vessels_small"
+        assert np.isin(out.array[thin], list(small)).all() and "undecided" not in info["lung_vessels"]
+    else:
+        und = info["lung_vessels"]["undecided"]
+        assert info["lung_vessels"]["small_structure"] is None and (out.array[thin] == 1).all()
+        assert und["calibre_mm"] == pytest.approx(1.69, abs=0.01)
+        assert "on a 1.5 mm grid: within a voxel of 3 mm, treated as lung_vessels" in und["warning"]
     assert (out.array[thick] == 1).all()    # wall voxels of the thick vessel included
     assert lab.array.max() == 1                          # the input is not modified
     # a role given by the user leaves the structure whole
@@ -253,18 +262,23 @@ def test_host_organ_of_lesions():
     assert host_organ(vol2, resolve_target(vol2, "tumor")) == ""
 
 
-def test_thin_lung_vessels_stay_inside_the_pleura():
+def test_thin_lung_vessels_stay_inside_the_pleura(monkeypatch):
     """Thin branches split off a lung vessel tree (lung_vessels_small) are lung contents: a path
-    through them does not leave and re-enter the pleura (no extra pleural crossings)."""
+    through them does not leave and re-enter the pleura (no extra pleural crossings). The split's
+    calibre is 4 mm here: the 3-voxel branch's section calibre (2.37 mm) lies within a voxel
+    (0.7 mm) of 3 mm, which since calibre115 keeps it large."""
     from imagio.planning import PlanningProblem
+    from imagio.planning import problem as pr
     from imagio.planning.distance_maps import LUNG, precompute
+
+    monkeypatch.setitem(pr.load_defaults()["vessel_calibre"], "hard_min_diameter_mm", 4.0)
 
     ct, body, lung = _torso(sp=(0.7, 0.7, 0.7))
     k, j, i = np.indices(ct.shape)
     lab = np.zeros(ct.shape, np.uint8)
     lab[body] = 1
     lab[lung] = 2
-    # 3 voxels (2.1 mm) wide: below 3 mm, and too wide for the pleura's one-voxel closing
+    # 3 voxels (2.1 mm) wide: below 4 mm by more than a voxel, and too wide for the pleura's one-voxel closing
     vessel = lung & (abs(j - 29) <= 1) & (abs(i - 37) <= 1)
     lab[vessel] = 3
     labels = ct.with_array(lab, labels={1: "body", 2: "lung_left", 3: "lung_vessels"})

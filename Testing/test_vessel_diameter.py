@@ -1,11 +1,13 @@
-"""One lumen-diameter definition (`vessels.diameter_from_edt`) shared by the per-voxel vessel
-diameter map, the planner's calibre split and the ablation heat sink: on analytic cylinders on
-anisotropic grids all three agree with each other and with the true diameter within a voxel."""
+"""One lumen calibre shared by the per-voxel vessel diameter map, the planner's calibre split and
+the ablation heat sink (the section-area calibre at the centre voxels, `vessels.centre_calibres`,
+over the inscribed figure `vessels.diameter_from_edt`): on analytic cylinders on anisotropic grids
+all three agree with each other and with the true diameter within a voxel."""
 
 import numpy as np
 import pytest
 
 from imagio.planning.ablation import heatsink
+from imagio.segmentation import calibre
 from imagio.planning.problem import Target, split_vessels_by_calibre
 from imagio.segmentation.vessels import diameter_from_edt, edt_for_diameter, lumen_diameter
 from imagio.volume import Volume
@@ -74,7 +76,10 @@ def test_same_diameter_everywhere(spacing, diam):
     on_axis = cl.diameter_mm[(cl.kji[:, 0] > 5) & (cl.kji[:, 0] < m.shape[0] - 5)]
     assert on_axis.size and np.abs(on_axis.max() - mid.max()) <= 1e-3
     # 3) the planner's calibre split: a hard minimum just below the diameter keeps the vessel
-    # whole, just above the map's value makes it all "small"
+    # whole; within a voxel above the map's value (the calibre's uncertainty) it is still kept
+    # whole, and the split says so ("undecided", with the figure and the grid); more than a voxel
+    # above it makes it all "small" (before calibre115 the split made it small just above the
+    # figure, and that figure read round lumens 0.9-1.5 voxels short)
     vol = Volume(lab, np.diag([spacing[2], spacing[1], spacing[0], 1.0]), "labels", {1: "lung_vessels"})
     t = Target(name="tumor", value=99, point_ras=np.zeros(3))
     from imagio.planning import problem
@@ -85,9 +90,16 @@ def test_same_diameter_everywhere(spacing, diam):
         cfg["hard_min_diameter_mm"] = float(mid.max()) - 0.01
         out, info = split_vessels_by_calibre(vol, t, {})
         assert info["lung_vessels"]["large_ml"] > 0.9 * m.sum() * vol.voxel_volume_ml
-        cfg["hard_min_diameter_mm"] = float(mid.max()) + 0.01
+        u = calibre.uncertainty_mm(spacing)
+        cfg["hard_min_diameter_mm"] = float(mid.max()) + 0.5 * u
         out, info = split_vessels_by_calibre(vol, t, {})
-        assert info["lung_vessels"]["large_ml"] == 0
+        assert info["lung_vessels"]["large_ml"] > 0.9 * m.sum() * vol.voxel_volume_ml
+        und = info["lung_vessels"]["undecided"]
+        assert und["calibre_mm"] == pytest.approx(float(mid.max()), abs=0.05) and und["voxel_mm"] == u
+        assert f"on a {u:.2g} mm grid: within a voxel of" in und["warning"]
+        cfg["hard_min_diameter_mm"] = float(mid.max()) + u + 0.01
+        out, info = split_vessels_by_calibre(vol, t, {})
+        assert info["lung_vessels"]["large_ml"] == 0 and "undecided" not in info["lung_vessels"]
     finally:
         cfg["hard_min_diameter_mm"] = old
 

@@ -11,8 +11,10 @@ low-contrast lumen (55 HU over the liver, 15 HU noise) is cut to fragments by a 
 (new-user trial 112 F7: a 5-8 mm vessel read < 3 mm, hollow); the lumen is read from the CT at
 half maximum (`fill_lumen`, numbers and sources in ``imagio/data/vessel_lumen.json``), with a
 warning when its contrast-to-noise is too low to trust the edge (`lumen_note`). The lumen diameter
-per voxel is twice the distance (edt, mm) to the vessel boundary read on the centreline (local
-maxima of that distance) and propagated to every vessel voxel from its nearest centreline voxel.
+per voxel is the calibre read on the centreline (local maxima of the distance, edt mm, to the vessel
+boundary): the equivalent-circle diameter of the lumen's section normal to its axis
+(`centre_calibres`, `segmentation.calibre`: unbiased, known to one voxel), propagated to every
+vessel voxel from the centreline balls that cover it.
 
 A nodule is a compact blob, a vessel a tube, but on thick slices a nodule's Hessian looks tube-like;
 ``blob_pieces`` therefore removes blobs from the mask by their shape (openings at growing radii,
@@ -111,10 +113,42 @@ def diameter_from_edt(inside_mm, spacing_kji):
     one voxel short for an even width; on round lumens (digitised discs of 2-10 mm at 0.5-1 mm
     pixels, random sub-voxel positions: Testing/test_vessel_diameter.py) it reads 0.9-1.5 voxels
     short on average (the nearest outside voxel centre lies obliquely), i.e. a vessel may be
-    up to ~1.5 voxels wider than this figure. Used by `lumen_diameter` (the per-voxel map),
-    the planner's calibre split (`planning.problem.split_vessels_by_calibre`) and the ablation
-    heat sink (`planning.ablation.heatsink.centrelines`). Scalars or arrays."""
+    up to ~1.5 voxels wider than this figure. Used by `lumen_diameter` (the per-voxel map) and
+    as the floor of `centre_calibres` (the section-area calibre, unbiased: what decides the
+    planner's calibre split, the ablation heat sink and ablation eligibility). Scalars or arrays."""
     return 2.0 * np.asarray(inside_mm) - float(np.min(spacing_kji))
+
+
+def centre_calibres(mask: np.ndarray, spacing_kji, least_mm: float = 0.0, inside_mm=None):
+    """(kji [n, 3], calibre mm [n], inscribed mm [n]) at the centre voxels of the vessel ``mask``
+    (bool [k, j, i]; a face of the array is the image's edge, not a wall): the local maxima of its
+    inside distance (anisotropic edt, mm) whose lumen may reach ``least_mm`` (an inscribed figure
+    `diameter_from_edt` above ``least_mm`` less the most the section can add to it). The calibre is
+    the section-area one (`segmentation.calibre.ridge_calibre`: unbiased, known to one voxel,
+    `calibre.uncertainty_mm`); the inscribed figure is `diameter_from_edt` (0.9-1.5 voxels short).
+    ``inside_mm``: the mask's inside distance when the caller has it."""
+    import edt
+
+    from .calibre import ridge_calibre
+
+    sk = tuple(float(s) for s in spacing_kji)
+    mask = np.asarray(mask, bool)
+    box = ndimage.find_objects(mask.view(np.uint8))
+    if not box:
+        return np.zeros((0, 3), int), np.zeros(0), np.zeros(0)
+    # the mask's box + one voxel of background where the array goes on (its faces stay the image's)
+    box = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box[0], mask.shape))
+    m = np.ascontiguousarray(mask[box])
+    if inside_mm is None:
+        d = edt.edt(m, anisotropy=sk, black_border=False).astype(np.float32)
+    else:
+        d = np.where(m, inside_mm[box], 0).astype(np.float32)
+    ridge = m & (d >= ndimage.maximum_filter(d, size=3))
+    # the section reads at most sqrt(3) coarsest sides + the finest side above the inscribed figure
+    ridge &= d >= edt_for_diameter(least_mm - np.sqrt(3.0) * max(sk) - min(sk), sk)
+    kji = np.argwhere(ridge)
+    cal = ridge_calibre(m, d, kji, sk)
+    return kji + [b.start for b in box], cal, diameter_from_edt(d[ridge], sk)
 
 
 def edt_for_diameter(diameter_mm: float, spacing_kji) -> float:
@@ -125,8 +159,9 @@ def edt_for_diameter(diameter_mm: float, spacing_kji) -> float:
 def lumen_diameter(mask: np.ndarray, spacing_kji) -> np.ndarray:
     """Lumen diameter (mm, float32) at every voxel of a vessel mask, 0 outside.
 
-    The inscribed radius (edt, mm) is largest on the centreline; each voxel takes the largest
-    radius of the centreline balls that cover it (a local-thickness approximation: a radius r
+    The inscribed radius (edt, mm) is largest on the centreline, where the section-area calibre
+    (`centre_calibres`) replaces it; each voxel takes the largest radius of the centreline balls
+    that cover it (a local-thickness approximation: a radius r
     spreads by repeated 3x3x3 maximum filters for as many steps as fit within r).
     """
     import edt
@@ -141,12 +176,18 @@ def lumen_diameter(mask: np.ndarray, spacing_kji) -> np.ndarray:
     # the box faces inside the image are background (a face of the image is not: a vessel cut
     # by the field of view keeps its calibre there)
     pad = [(0 if s.start == 0 else 1, 0 if s.stop == n else 1) for s, n in zip(sl, mask.shape)]
-    d = edt.edt(np.ascontiguousarray(np.pad(mask[sl], pad)), anisotropy=sk).astype(np.float32)
-    d = d[tuple(slice(p0, d.shape[i] - p1) for i, (p0, p1) in enumerate(pad))]
-    m = mask[sl]
-    if not np.isfinite(d).all():  # the vessel fills the whole image: no wall in view
-        d = np.where(np.isfinite(d), d, float(np.max(np.asarray(mask.shape) * np.asarray(sk))))
+    mp = np.ascontiguousarray(np.pad(mask[sl], pad))
+    dp = edt.edt(mp, anisotropy=sk).astype(np.float32)
+    if not np.isfinite(dp).all():  # the vessel fills the whole image: no wall in view
+        dp = np.where(np.isfinite(dp), dp, float(np.max(np.asarray(mask.shape) * np.asarray(sk))))
     step = min(sk)
+    # the centre voxels carry the section-area calibre (`centre_calibres`: unbiased; the inscribed
+    # figure reads round lumens 0.9-1.5 voxels short) as the inside distance that reads it; on the
+    # padded box, whose faces are the image's only where the box meets them
+    kji, cal, _ = centre_calibres(mp, sk, inside_mm=dp)
+    dp[tuple(kji.T)] = np.maximum(dp[tuple(kji.T)], 0.5 * (cal + step))
+    d = dp[tuple(slice(p0, dp.shape[i] - p1) for i, (p0, p1) in enumerate(pad))]
+    m = mask[sl]
     lt = d.copy()
     for i in range(1, int(np.ceil(float(d.max()) / step)) + 1):
         cand = ndimage.maximum_filter(lt, size=3)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import labels_on_grid
+from ..segmentation import calibre
 from ..segmentation.vessels import lumen_diameter
 from ..volume import Volume
 from .characterise import INTRAHEPATIC, _crop, boundary_distance_mm, characterise, is_liver
@@ -132,15 +133,14 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
             "beside the lesion cannot be told from liver; label them (imagio vessels CT --organ liver "
             "--organ-labels LABELS --out FILE, or TotalSegmentator's liver_vessels) and judge again")
     else:
-        # the one definition reads a round lumen 0.9-1.5 voxels short on average (`vessels.diameter_from_edt`,
-        # Testing/test_vessel_diameter.py): a figure that short of the limit does not show the vessel below it
-        short = 1.5 * float(min(sk))
+        # the one calibre (the section-area one, `segmentation.calibre`) is known to one voxel: a figure that
+        # near below the limit does not show the vessel below it (the shared band, `calibre.undecided`)
         below = dmax < pv["vessel_diameter_mm"]
-        undecided = below and dmax > 0 and dmax + short >= pv["vessel_diameter_mm"]
+        undecided = bool(calibre.undecided(dmax, pv["vessel_diameter_mm"], sk))
         add("perivascular", dmax, pv_text, None if undecided else below, pv["source"],
-            f"not decided: the largest vessel near the lesion reads {dmax:.1f} mm, and a lumen's voxel estimate "
-            f"reads up to 1.5 voxels ({short:.1f} mm) short, so it may reach {pv['vessel_diameter_mm']:g} mm; read "
-            "its calibre on the CT" if undecided else "largest vessel diameter near the lesion (mm)")
+            "not decided: the largest vessel near the lesion: " + calibre.undecided_words(
+                dmax, pv["vessel_diameter_mm"], sk, f"one that may reach {pv['vessel_diameter_mm']:g} mm")
+            + "; read its calibre on the CT" if undecided else "largest vessel diameter near the lesion (mm)")
     adj = c["adjacent_structures_mm"]
     kji = np.argwhere(mask)
     gap, where = labels.nearest_end(kji.min(0), kji.max(0))

@@ -583,6 +583,9 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
                        "tissue beside it, so the zone may be smaller there than the device table says and the "
                        "margin towards it is not assured (Lu 2002); check the margin on that side, or use a "
                        "longer or larger setting")
+        elif h.get("calibre_undecided"):   # calibre115: a lumen a voxel short of 3 mm is named, and said
+            out.append(f"{what}: heat sink: {h['vessel']}: {h['calibre_undecided']} (level {h.get('level')}); "
+                       "check its calibre on the CT")
     gap = gap_doubt(what, cov, ct)
     if gap:
         out.append(gap)

@@ -230,7 +230,9 @@ class AblationContext:
         self.vertices_ras = g.kji_to_ras(self.vertices_kji)
         vals = heatsink.vessel_values(lab.labels)
         vals.pop(self.tumour_value, None)
-        self.centrelines = heatsink.centrelines(self.fine_labels, vals, sp, g.kji_to_ras)
+        # the calibre is known to one voxel of the labels' grid (the fine grid subdivides it)
+        self.centrelines = heatsink.centrelines(self.fine_labels, vals, sp, g.kji_to_ras,
+                                                voxel_mm=float(np.max(lab.spacing)))
         self.setup_ms = 1000 * (time.perf_counter() - t0)
 
     @property
@@ -531,7 +533,8 @@ class AblationContext:
         if len(cl):
             inb = np.all((cl.kji >= blo) & (cl.kji < bhi), axis=1)
             if inb.any():
-                sub = heatsink.Centrelines(cl.kji[inb], cl.ras[inb], cl.diameter_mm[inb], cl.name[inb])
+                sub = heatsink.Centrelines(cl.kji[inb], cl.ras[inb], cl.diameter_mm[inb], cl.name[inb], cl.voxel_mm,
+                                           cl.min_diameter_mm)
                 idx = tuple((sub.kji - blo).T)
                 hs = heatsink.flag(sub, _signed(zd[idx], zin[idx], sm), modality, voxel_mm=float(np.max(sm)))
         inv = {n: v for v, n in names.items()}

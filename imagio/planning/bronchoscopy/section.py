@@ -21,7 +21,8 @@ from scipy import ndimage
 
 from ...volume import Volume
 
-BEYOND = 2   # value of `lumen_volume` outside the image: the section cannot be read there
+# the section area and its equivalent-circle diameter: one definition, shared with the vessels' calibre
+from ...segmentation.calibre import BEYOND, equivalent_diameters, plane_basis, uncertainty_mm  # noqa: F401
 # a branch's interior (`_interior`) starts this many of its own lumen radii beyond the inscribed
 # sphere of the branch point it leaves, and ends as far before the next (a planning choice: the
 # junction's voxels are nearest the branch point or the first points beyond its sphere; half a
@@ -58,17 +59,6 @@ def lumen_volume(airways: Volume, crop: np.ndarray, lo) -> Volume:
     return Volume(out, m, scanner_coordinates=airways.scanner_coordinates)
 
 
-def plane_basis(tangent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two [n, 3] unit vectors (RAS) spanning the plane normal to each of ``tangent`` ([n, 3], any
-    length), orthogonal to each other."""
-    t = tangent / np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
-    a = np.cross(t, [1.0, 0.0, 0.0])
-    flat = np.linalg.norm(a, axis=1) < 0.3
-    a[flat] = np.cross(t[flat], [0.0, 1.0, 0.0])
-    a /= np.linalg.norm(a, axis=1, keepdims=True)
-    return a, np.cross(t, a)
-
-
 def tangents(tree, ids: np.ndarray, half_mm: float = 2.0) -> np.ndarray:
     """[n, 3] unit centreline directions (RAS) at the points ``ids`` of ``tree``: along each
     point's branch, from the point ``half_mm`` before to the one ``half_mm`` after it (the
@@ -92,47 +82,6 @@ def tangents(tree, ids: np.ndarray, half_mm: float = 2.0) -> np.ndarray:
         out[sel] = t[[pos[int(x)] for x in ids[sel]]]
     n = np.linalg.norm(out, axis=1, keepdims=True)
     out = np.where(n > 1e-9, out / np.maximum(n, 1e-9), [0.0, 0.0, 1.0])
-    return out
-
-
-def equivalent_diameters(lumen: Volume, points: np.ndarray, tangent: np.ndarray, half_width_mm,
-                         chunk: int = 64) -> np.ndarray:
-    """[n] equivalent-circle diameters (mm) of the mask's cross-section through each of
-    ``points`` ([n, 3] RAS mm) in the plane normal to its ``tangent`` ([n, 3]): the in-plane
-    connected piece of the mask (8-neighbours) holding the point, its holes filled, sampled
-    (nearest voxel) on a square of ``half_width_mm`` ([n] or scalar) on each side at half the finest
-    spacing. NaN where the point is not in the mask, or the piece reaches the square's edge or the
-    image's edge (``lumen_volume``'s ``BEYOND``): the section is cut there, its area unknown."""
-    pts = np.asarray(points, float)
-    t = np.asarray(tangent, float)
-    hw = np.broadcast_to(np.asarray(half_width_mm, float), (len(pts),))
-    out = np.full(len(pts), np.nan)
-    if not len(pts):
-        return out
-    step = 0.5 * float(np.min(lumen.spacing))
-    a, b = plane_basis(t)
-    plane = np.zeros((3, 3, 3), bool)
-    plane[1] = True                                   # in-plane 8-neighbours, no link between sections
-    cross = ndimage.generate_binary_structure(3, 1) & plane   # in-plane 4-neighbours (the holes' background)
-    # points of similar width share a square's size: sorted, so a chunk's square fits its widest
-    order = np.argsort(hw)
-    for c0 in range(0, len(pts), chunk):
-        sel = order[c0:c0 + chunk]
-        h = int(np.ceil(float(hw[sel].max()) / step))
-        u = np.arange(-h, h + 1) * step
-        q = (pts[sel, None, None] + u[None, :, None, None] * a[sel, None, None]
-             + u[None, None, :, None] * b[sel, None, None])
-        v = lumen.sample(q.reshape(-1, 3), order=0, fill=BEYOND).reshape(len(sel), 2 * h + 1, 2 * h + 1)
-        filled = ndimage.binary_fill_holes(v == 1, structure=cross)
-        lab, _ = ndimage.label(filled, structure=plane)
-        mid = lab[:, h, h]
-        piece = (lab == mid[:, None, None]) & (mid[:, None, None] > 0)
-        edge = piece[:, 0].any(1) | piece[:, -1].any(1) | piece[:, :, 0].any(1) | piece[:, :, -1].any(1)
-        cut = (ndimage.binary_dilation(piece, structure=plane) & (v == BEYOND)).any(axis=(1, 2))
-        area = piece.sum(axis=(1, 2)) * step * step
-        d = 2.0 * np.sqrt(area / np.pi)
-        d[(mid == 0) | edge | cut] = np.nan
-        out[sel] = d
     return out
 
 
@@ -331,4 +280,4 @@ def calibre_uncertainty_mm(tree) -> float:
     threshold puts it in, half a voxel on each side of the lumen, so a diameter drawn by a mask is
     known to a voxel and no better; the median over a branch's sections removes the sampling noise
     of one section, not that. 0 for an unknown grid."""
-    return float(getattr(tree, "voxel_mm", 0.0) or 0.0)
+    return uncertainty_mm(float(getattr(tree, "voxel_mm", 0.0) or 0.0))
