@@ -76,10 +76,11 @@ def test_same_diameter_everywhere(spacing, diam):
     on_axis = cl.diameter_mm[(cl.kji[:, 0] > 5) & (cl.kji[:, 0] < m.shape[0] - 5)]
     assert on_axis.size and np.abs(on_axis.max() - mid.max()) <= 1e-3
     # 3) the planner's calibre split: a hard minimum just below the diameter keeps the vessel
-    # whole; within a voxel above the map's value (the calibre's uncertainty) it is still kept
-    # whole, and the split says so ("undecided", with the figure and the grid); more than a voxel
-    # above it makes it all "small" (before calibre115 the split made it small just above the
-    # figure, and that figure read round lumens 0.9-1.5 voxels short)
+    # whole; within a voxel above the map's value (the calibre's uncertainty) it is a thin branch
+    # (a cost: kept out, every branch of a coarse grid would be) and the split says so
+    # ("undecided", with the figure and the grid); more than a voxel above it makes it all "small"
+    # without a word (before calibre115 the split made it small just above the figure without a
+    # word, and that figure read round lumens 0.9-1.5 voxels short)
     vol = Volume(lab, np.diag([spacing[2], spacing[1], spacing[0], 1.0]), "labels", {1: "lung_vessels"})
     t = Target(name="tumor", value=99, point_ras=np.zeros(3))
     from imagio.planning import problem
@@ -93,8 +94,9 @@ def test_same_diameter_everywhere(spacing, diam):
         u = calibre.uncertainty_mm(spacing)
         cfg["hard_min_diameter_mm"] = float(mid.max()) + 0.5 * u
         out, info = split_vessels_by_calibre(vol, t, {})
-        assert info["lung_vessels"]["large_ml"] > 0.9 * m.sum() * vol.voxel_volume_ml
+        assert info["lung_vessels"]["large_ml"] < 0.1 * m.sum() * vol.voxel_volume_ml
         und = info["lung_vessels"]["undecided"]
+        assert "(a cost, not a keep-out)" in und["warning"] and "read the CT along the proposals" in und["warning"]
         assert und["calibre_mm"] == pytest.approx(float(mid.max()), abs=0.05) and und["voxel_mm"] == u
         assert f"on a {u:.2g} mm grid: within a voxel of" in und["warning"]
         cfg["hard_min_diameter_mm"] = float(mid.max()) + u + 0.01

@@ -898,13 +898,17 @@ def large_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float, extra_centres=Non
 
 
 def graded_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float, name: str = "the vessel") -> tuple[np.ndarray, dict | None]:
-    """(large, undecided): `large_lumen` of the vessel ``mask`` where the lumen's calibre decides,
-    conservatively. The inscribed figure (`large_lumen`'s core) reads a round lumen 0.9-1.5 voxels
-    short (`segmentation.vessels.diameter_from_edt`: new-user trial 113 V2b, a 5 mm liver vessel on
-    a coarse grid read 2.9 mm and was filed as thin); the centre voxels below it whose section-area
+    """(large, undecided): `large_lumen` of the vessel ``mask`` where the lumen's calibre decides.
+    The inscribed figure (`large_lumen`'s core) reads a round lumen 0.9-1.5 voxels short
+    (`segmentation.vessels.diameter_from_edt`: new-user trial 113 V2b, a 5 mm liver vessel on a
+    coarse grid read 2.9 mm and was filed as thin); the centre voxels below it whose section-area
     calibre (`segmentation.vessels.centre_calibres`: unbiased, known to one voxel) reaches
-    ``dmin_mm`` less that voxel (`segmentation.calibre.at_least`) are large too, with their lumen
-    (dilated by the core's radius + one voxel: a centre below ``r_min`` holds no wider lumen).
+    ``dmin_mm`` are large too, with their lumen (dilated by the core's radius + one voxel: a centre
+    below ``r_min`` holds no wider lumen). Centres whose calibre lies within a voxel below ``dmin_mm``
+    (`segmentation.calibre.undecided`) stay thin branches (a cost, not a keep-out) and are said:
+    kept out, every branch of a 1.5 mm grid (whose thinnest line reads 1.7 mm) and of 5 mm sections
+    would be, and no deep lung target would have a path (calibre115 on the chest CTA and lung1);
+    the heat sink and eligibility, whose larger class blocks nothing, take them as the larger.
     ``undecided``: None, or {"calibre_mm" / "least_calibre_mm": the largest / least calibre of those
     below ``dmin_mm`` (within a voxel of it), "voxel_mm", "centres": how many, "warning": its words}."""
     from ..segmentation import calibre
@@ -913,15 +917,17 @@ def graded_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float, name: str = "the
     an = tuple(float(x) for x in spacing_kji)
     mask = np.asarray(mask, bool)
     kji, cal, ins = centre_calibres(mask, an, least_mm=dmin_mm - calibre.uncertainty_mm(an))
-    new = (ins < dmin_mm) & calibre.at_least(cal, dmin_mm, an)
-    und = new & calibre.undecided(cal, dmin_mm, an)
+    new = (ins < dmin_mm) & (cal >= dmin_mm)
+    und = (ins < dmin_mm) & calibre.undecided(cal, dmin_mm, an)
     note = None
     if und.any():
         top, least = float(cal[und].max()), float(cal[und].min())
         note = {"calibre_mm": round(top, 2), "least_calibre_mm": round(least, 2),
                 "voxel_mm": round(calibre.uncertainty_mm(an), 3), "centres": int(und.sum()),
                 "warning": f"{name}: {int(und.sum())} centre voxel(s): " + calibre.undecided_words(
-                    (least, top), dmin_mm, an, f"{name} (>= {dmin_mm:g} mm, its role), not {name}{CALIBRE_SMALL_SUFFIX}")}
+                    (least, top), dmin_mm, an, f"{name}{CALIBRE_SMALL_SUFFIX} (a cost, not a keep-out)")
+                + f": a path through them may cross a vessel of {dmin_mm:g} mm or more; read the CT along the "
+                  "proposals"}
     return large_lumen(mask, an, dmin_mm, extra_centres=kji[new]), note
 
 
