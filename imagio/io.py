@@ -811,7 +811,7 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> V
     both extents in RAS mm so the user sees which one is off.
     """
     if ct.same_grid(labels):
-        _check_intensities(labels, ct, labels, name, None)
+        _check_intensities(labels, ct, labels, name, None, 1.0)
         return labels
     out = labels.resample_like(ct, order=0)
     out.outline_doubts = dict(labels.outline_doubts)
@@ -819,7 +819,8 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> V
         raise _no_overlap(labels, ct, name)
     covered = label_coverage(labels, ct)
     cover_words = coverage_words(labels, ct, covered, name) if covered is not None else ""
-    _check_intensities(out, ct, labels, name, cover_words)
+    _check_intensities(out, ct, labels, name, cover_words,
+                       1.0 if covered is None else float(np.count_nonzero(covered)) / covered.size)
     if cover_words:
         _warn_once(labels, cover_words)
     if labels.shape == ct.shape and np.allclose(labels.ijk_to_ras[:3, :3], ct.ijk_to_ras[:3, :3], atol=1e-4):
@@ -917,19 +918,24 @@ def coverage_words(labels: Volume, ct: Volume, covered: np.ndarray, name: str) -
             f"structure there is seen{cut_words}; give the label map made on the whole of this CT")
 
 
-def _check_intensities(on_ct: Volume, ct: Volume, given: Volume, name: str, cover_words: str | None) -> None:
+def _check_intensities(on_ct: Volume, ct: Volume, given: Volume, name: str, cover_words: str | None,
+                       covered: float) -> None:
     """Refuse (InputError, one line) a label map most of whose judged structures lie on another tissue
     (`label_registration.intensity_disagreement`, input_limits ``label_intensity`` ``refuse_share``:
-    another scan's or patient's map, or one placed on another part of the CT); warn, by name, the
-    few that do when most do not. ``on_ct``: the map on ``ct``'s grid; warnings go to ``given``."""
+    another scan's or patient's map, or one placed on another part of the CT) when at least
+    ``min_structures`` are judged or it covers under ``refuse_below_coverage`` of the CT (``covered``:
+    its share); else warn, by name, those that do. ``on_ct``: the map on ``ct``'s grid; warnings go
+    to ``given``."""
     from .label_registration import intensity_disagreement, intensity_words
     from .limits import LIMITS
 
     r = intensity_disagreement(ct, on_ct)
     if not r["disagree"]:
         return
+    cfg = LIMITS["label_intensity"]
     k, n = len(r["disagree"]), len(r["checked"])
-    if k >= float(LIMITS["label_intensity"]["refuse_share"]) * n:
+    if k >= float(cfg["refuse_share"]) * n and (n >= int(cfg["min_structures"])
+                                                 or covered < float(cfg["refuse_below_coverage"])):
         where = (f"; {cover_words.split(': outside it')[0]}" if cover_words else "")
         raise InputError(f"{name} does not match this CT: {k} of its {n} structures whose tissue is known lie on "
                          f"other tissue ({intensity_words(r)}){where}: it is another scan's or patient's "
