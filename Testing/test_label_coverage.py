@@ -96,3 +96,38 @@ def test_slab_placed_on_another_part_of_the_ct_is_refused(case):
                    labels=NAMES)   # the same slab placed 140 mm higher, over the lungs
     with pytest.raises(InputError, match="does not match this CT.*covers only"):
         labels_on_grid(moved, ct, "the label map")
+
+
+def test_plan_refuses_a_slab_map_around_the_target(case):
+    """The planner reads the same placed map: the slab's warning, and no proposal through the part
+    it leaves unlabelled (refused: `problem._check_labels_match`, the body within needle reach)."""
+    from imagio.planning.problem import PlanningProblem
+
+    ct, labels = case
+    slab = _slab(labels, -56.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(InputError, match="covers only .*% of the body within"):
+            PlanningProblem.build(ct, slab, "liver_tumor_1")
+    assert any("covers only" in w and "unknown, not background" in w for w in slab.warnings), slab.warnings
+
+
+def test_cli_vessels_and_eligibility_refuse_a_slab_placed_on_another_part_in_one_line(case, tmp_path, capsys):
+    """The trial's commands: exit 2, one line naming the mismatch and the coverage (old code: exit 0)."""
+    from imagio import io
+    from imagio.cli import main
+
+    ct, labels = case
+    slab = _slab(labels, -20.0)
+    moved = Volume(slab.array, slab.ijk_to_ras + np.r_[np.c_[np.zeros((3, 3)), [0, 0, 140]], [[0, 0, 0, 0]]],
+                   labels=NAMES)
+    io.write_image(ct, tmp_path / "ct.nii.gz")
+    io.write_labels(moved, tmp_path / "seg.nii.gz")
+    for argv in (["vessels", str(tmp_path / "ct.nii.gz"), "--organ", str(tmp_path / "seg.nii.gz"),
+                  "--organ-labels", "liver", "--out", str(tmp_path / "v.nii.gz"), "--quiet"],
+                 ["eligibility", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "seg.nii.gz"),
+                  "--lesion", "liver_tumor_1"]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+        assert len(err) == 1 and "does not match this CT" in err[0] and "covers only" in err[0], err
