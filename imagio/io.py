@@ -714,7 +714,7 @@ def with_lesions(labels: Volume, lesions_path, keep=None) -> Volume:
     ``lesion_cover`` lists {lesion, structure, ml, kept}; a lesion left with no voxels is refused
     (InputError); one warning line per structure kept or painted with False is added."""
     src = read_labels(lesions_path)
-    les = labels_on_grid(src, labels, f"--lesions {lesions_path}")
+    les = labels_on_grid(src, labels, f"--lesions {lesions_path}", partial_ok=True)
     names = dict(labels.labels)
     nxt = int(max(names, default=0)) + 1
     vals = [int(v) for v in np.unique(les.array) if v and int(v) in les.labels]
@@ -802,13 +802,17 @@ def _voxels_align(a: Volume, b: Volume, tol: float = 1e-3) -> bool:
     return bool(perm and np.allclose(off, np.rint(off), atol=tol))
 
 
-def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> Volume:
+def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map", partial_ok: bool = False) -> Volume:
     """``labels`` on ``ct``'s grid (nearest neighbour; itself when the grids are the same).
 
     Raises InputError when ``labels`` has labelled voxels but none of them falls inside the CT:
     a segmentation of another scan or series, whose every structure would otherwise be reported
     as missing one by one (trial 7: "target structure 'tumor' has no voxels"). The message gives
     both extents in RAS mm so the user sees which one is off.
+
+    A map whose own grid covers only part of the CT is said once (`coverage_words`; not for
+    ``partial_ok``: a lesions-only map laid onto another map), and a map most of whose structures
+    of known tissue lie on other tissue is refused (`_check_intensities`; new-user trial 114).
     """
     if ct.same_grid(labels):
         _check_intensities(labels, ct, labels, name, None, 1.0)
@@ -818,7 +822,7 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> V
     if labels.array.any() and not out.array.any():
         raise _no_overlap(labels, ct, name)
     covered = label_coverage(labels, ct)
-    cover_words = coverage_words(labels, ct, covered, name) if covered is not None else ""
+    cover_words = coverage_words(labels, ct, covered, name) if covered is not None and not partial_ok else ""
     _check_intensities(out, ct, labels, name, cover_words,
                        1.0 if covered is None else float(np.count_nonzero(covered)) / covered.size)
     if cover_words:
@@ -900,9 +904,13 @@ def coverage_words(labels: Volume, ct: Volume, covered: np.ndarray, name: str) -
     the CT's slices (rows, columns) and RAS mm it covers, the structures its own edge cuts."""
     from .limits import LIMITS
 
+    from .planning.problem import is_lesion
+
     frac = float(np.count_nonzero(covered)) / covered.size
     if 1.0 - frac <= float(LIMITS["label_coverage"]["warn_uncovered_fraction"]):
         return ""
+    if all(is_lesion(n) for n in (labels.labels or {}).values()):
+        return ""   # lesions only (a tumour's .seg.nrrd on its extent): it claims nothing of the rest
     if not covered.any():
         return ""   # none of it on the CT: `_no_overlap` says so
     lo, hi = ct.bounding_box(covered)
@@ -936,6 +944,9 @@ def _check_intensities(on_ct: Volume, ct: Volume, given: Volume, name: str, cove
     k, n = len(r["disagree"]), len(r["checked"])
     if k >= float(cfg["refuse_share"]) * n and (n >= int(cfg["min_structures"])
                                                  or covered < float(cfg["refuse_below_coverage"])):
+        from .label_orientation import check_orientation
+
+        check_orientation(on_ct, name, ct)   # a mirrored map is refused as the flip it is (trial 42)
         where = (f"; {cover_words.split(': outside it')[0]}" if cover_words else "")
         raise InputError(f"{name} does not match this CT: {k} of its {n} structures whose tissue is known lie on "
                          f"other tissue ({intensity_words(r)}){where}: it is another scan's or patient's "
