@@ -815,18 +815,13 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map", part
     of known tissue lie on other tissue is refused (`_check_intensities`; new-user trial 114).
     """
     if ct.same_grid(labels):
-        _check_intensities(labels, ct, labels, name, None, 1.0)
+        check_placed(labels, ct, name, partial_ok)
         return labels
     out = labels.resample_like(ct, order=0)
     out.outline_doubts = dict(labels.outline_doubts)
     if labels.array.any() and not out.array.any():
         raise _no_overlap(labels, ct, name)
-    covered = label_coverage(labels, ct)
-    cover_words = coverage_words(labels, ct, covered, name) if covered is not None and not partial_ok else ""
-    _check_intensities(out, ct, labels, name, cover_words,
-                       1.0 if covered is None else float(np.count_nonzero(covered)) / covered.size)
-    if cover_words:
-        _warn_once(labels, cover_words)
+    check_placed(labels, ct, name, partial_ok, out)
     if labels.shape == ct.shape and np.allclose(labels.ijk_to_ras[:3, :3], ct.ijk_to_ras[:3, :3], atol=1e-4):
         # the CT's own size, voxel size and axes, another origin: most often this scan's labels
         # saved with a wrong origin (trial 7: a 10 mm shift moved the target 10 mm silently)
@@ -850,6 +845,28 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map", part
                      "distances and margins measured from them carry that; a label map on the CT's own grid "
                      "avoids it")
     return out
+
+
+def check_placed(labels: Volume, ct: Volume, name: str, partial_ok: bool = False, on_ct: Volume | None = None,
+                 tissues: bool = True) -> None:
+    """The checks of a label map placed on a CT by its coordinates (new-user trial 114), for
+    `labels_on_grid` and for commands that keep the map on its own grid (bronch): one warning on
+    ``labels`` when its grid covers only part of the CT (`coverage_words`; not for ``partial_ok``),
+    and InputError (one line) when most of its structures of known tissue lie on other tissue
+    (`_check_intensities`; not without ``tissues``: bronch's own airway checks, `require_mask_on_air`,
+    name an airway tree off the CT's air first). ``on_ct``: the map on the CT's grid when the caller
+    has made it."""
+    if ct.same_grid(labels):
+        if tissues:
+            _check_intensities(labels, ct, labels, name, None, 1.0)
+        return
+    covered = label_coverage(labels, ct)
+    cover_words = coverage_words(labels, ct, covered, name) if covered is not None and not partial_ok else ""
+    if tissues:
+        _check_intensities(labels.resample_like(ct, order=0) if on_ct is None else on_ct, ct, labels, name,
+                           cover_words, 1.0 if covered is None else float(np.count_nonzero(covered)) / covered.size)
+    if cover_words:
+        _warn_once(labels, cover_words)
 
 
 def _warn_once(vol: Volume, message: str) -> None:
