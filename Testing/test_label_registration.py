@@ -340,7 +340,11 @@ def test_a_map_displaced_beyond_the_search_is_said(shared_data):
     lab = io.read_labels(ts / "example_seg.nii.gz", io.read_label_names(ts / "labels_total_v2.json"))
     assert require_registered(ct, lab, classes_from_labels(lab), "the label map") == ""
     for d in ((21.0, 0.0, 0.0), (30.0, 0.0, 0.0), (0.0, 30.0, 0.0), (0.0, 0.0, -24.0)):
-        on = io.labels_on_grid(_moved(lab, d), ct)
+        try:
+            on = io.labels_on_grid(_moved(lab, d), ct)
+        except InputError as e:   # most of its lobes and bones on other tissue: refused as it is placed (trial 114)
+            assert "does not match this CT" in str(e), (d, e)
+            continue
         said = require_registered(ct, on, classes_from_labels(on), "the label map")
         assert "no better than chance" in said or "displaced" in said, (d, said)
     on = io.labels_on_grid(_moved(lab, (10.0, 0.0, 0.0)), ct)

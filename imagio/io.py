@@ -714,7 +714,7 @@ def with_lesions(labels: Volume, lesions_path, keep=None) -> Volume:
     ``lesion_cover`` lists {lesion, structure, ml, kept}; a lesion left with no voxels is refused
     (InputError); one warning line per structure kept or painted with False is added."""
     src = read_labels(lesions_path)
-    les = labels_on_grid(src, labels, f"--lesions {lesions_path}")
+    les = labels_on_grid(src, labels, f"--lesions {lesions_path}", partial_ok=True)
     names = dict(labels.labels)
     nxt = int(max(names, default=0)) + 1
     vals = [int(v) for v in np.unique(les.array) if v and int(v) in les.labels]
@@ -802,20 +802,26 @@ def _voxels_align(a: Volume, b: Volume, tol: float = 1e-3) -> bool:
     return bool(perm and np.allclose(off, np.rint(off), atol=tol))
 
 
-def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> Volume:
+def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map", partial_ok: bool = False) -> Volume:
     """``labels`` on ``ct``'s grid (nearest neighbour; itself when the grids are the same).
 
     Raises InputError when ``labels`` has labelled voxels but none of them falls inside the CT:
     a segmentation of another scan or series, whose every structure would otherwise be reported
     as missing one by one (trial 7: "target structure 'tumor' has no voxels"). The message gives
     both extents in RAS mm so the user sees which one is off.
+
+    A map whose own grid covers only part of the CT is said once (`coverage_words`; not for
+    ``partial_ok``: a lesions-only map laid onto another map), and a map most of whose structures
+    of known tissue lie on other tissue is refused (`_check_intensities`; new-user trial 114).
     """
     if ct.same_grid(labels):
+        check_placed(labels, ct, name, partial_ok)
         return labels
     out = labels.resample_like(ct, order=0)
     out.outline_doubts = dict(labels.outline_doubts)
     if labels.array.any() and not out.array.any():
         raise _no_overlap(labels, ct, name)
+    check_placed(labels, ct, name, partial_ok, out)
     if labels.shape == ct.shape and np.allclose(labels.ijk_to_ras[:3, :3], ct.ijk_to_ras[:3, :3], atol=1e-4):
         # the CT's own size, voxel size and axes, another origin: most often this scan's labels
         # saved with a wrong origin (trial 7: a 10 mm shift moved the target 10 mm silently)
@@ -839,6 +845,131 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map") -> V
                      "distances and margins measured from them carry that; a label map on the CT's own grid "
                      "avoids it")
     return out
+
+
+def check_placed(labels: Volume, ct: Volume, name: str, partial_ok: bool = False, on_ct: Volume | None = None,
+                 tissues: bool = True) -> None:
+    """The checks of a label map placed on a CT by its coordinates (new-user trial 114), for
+    `labels_on_grid` and for commands that keep the map on its own grid (bronch): one warning on
+    ``labels`` when its grid covers only part of the CT (`coverage_words`; not for ``partial_ok``),
+    and InputError (one line) when most of its structures of known tissue lie on other tissue
+    (`_check_intensities`; not without ``tissues``: bronch's own airway checks, `require_mask_on_air`,
+    name an airway tree off the CT's air first). ``on_ct``: the map on the CT's grid when the caller
+    has made it."""
+    if ct.same_grid(labels):
+        if tissues:
+            _check_intensities(labels, ct, labels, name, None, 1.0)
+        return
+    covered = label_coverage(labels, ct)
+    cover_words = coverage_words(labels, ct, covered, name) if covered is not None and not partial_ok else ""
+    if tissues:
+        _check_intensities(labels.resample_like(ct, order=0) if on_ct is None else on_ct, ct, labels, name,
+                           cover_words, 1.0 if covered is None else float(np.count_nonzero(covered)) / covered.size)
+    if cover_words:
+        _warn_once(labels, cover_words)
+
+
+def _warn_once(vol: Volume, message: str) -> None:
+    """`warn`, unless ``vol`` holds the message already (a command that places the map twice)."""
+    if message not in vol.warnings:
+        warn(vol, message)
+
+
+def label_coverage(labels: Volume, ct: Volume) -> np.ndarray | None:
+    """Bool [k, j, i] on ``ct``'s grid: the CT voxels inside the extent of ``labels``' own grid
+    (its voxels' box, as `Volume.resample_like` reads it); None when that holds the whole CT
+    (every corner voxel of the CT inside it: both boxes are convex), or for the CT's own grid.
+    Outside it the map labels nothing: unknown there, not background (new-user trial 114)."""
+    if ct.same_grid(labels):
+        return None
+    n = np.asarray(ct.shape, float) - 1
+    corners = np.array([[a, b, c] for a in (0, n[0]) for b in (0, n[1]) for c in (0, n[2])], float)
+    kji = labels.world_to_kji(ct.kji_to_world(corners))
+    if np.all(kji >= -0.5 - 1e-6) and np.all(kji <= np.asarray(labels.shape) - 0.5 + 1e-6):
+        return None
+    ones = labels.with_array(np.ones(labels.shape, np.uint8), labels={})
+    return ones.resample_like(ct, order=0, fill=0).array > 0
+
+
+def cut_by_own_edge(labels: Volume, ct: Volume) -> list[str]:
+    """The names of the structures of ``labels`` that reach a face of its own grid beyond which the
+    CT goes on (a face whose outward neighbours, at its corners or centre, lie inside the CT): cut
+    by the label map's edge, not the CT's, so they may go on where nothing is labelled."""
+    arr, shape = labels.array, np.asarray(labels.shape)
+    vals = set()
+    for ax in range(3):
+        for end in (0, int(shape[ax]) - 1):
+            face = np.take(arr, end, axis=ax)
+            if not face.any():
+                continue
+            other = [x for x in range(3) if x != ax]
+            pts = []
+            for u in (0.0, 0.5, 1.0):
+                for w in (0.0, 0.5, 1.0):
+                    p = np.zeros(3)
+                    p[ax] = end + (1.0 if end else -1.0)
+                    p[other[0]], p[other[1]] = u * (shape[other[0]] - 1), w * (shape[other[1]] - 1)
+                    pts.append(p)
+            if ct.contains_world(labels.kji_to_world(np.array(pts))).any():
+                vals.update(int(v) for v in np.unique(face) if v)
+    return sorted({labels.labels.get(v, f"label {v}") for v in vals})
+
+
+def coverage_words(labels: Volume, ct: Volume, covered: np.ndarray, name: str) -> str:
+    """The one warning of a label map covering part of the CT ("" when it covers all but
+    input_limits ``label_coverage`` ``warn_uncovered_fraction`` of it): the share of the CT's voxels,
+    the CT's slices (rows, columns) and RAS mm it covers, the structures its own edge cuts."""
+    from .limits import LIMITS
+
+    from .planning.problem import is_lesion
+
+    frac = float(np.count_nonzero(covered)) / covered.size
+    if 1.0 - frac <= float(LIMITS["label_coverage"]["warn_uncovered_fraction"]):
+        return ""
+    if all(is_lesion(n) for n in (labels.labels or {}).values()):
+        return ""   # lesions only (a tumour's .seg.nrrd on its extent): it claims nothing of the rest
+    if not covered.any():
+        return ""   # none of it on the CT: `_no_overlap` says so
+    lo, hi = ct.bounding_box(covered)
+    parts = [f"{w} {a}-{b - 1} of {n}" for w, a, b, n in zip(("slices", "rows", "columns"), lo, hi, ct.shape)
+             if a > 0 or b < n]
+    cut = cut_by_own_edge(labels, ct)
+    cut_words = ""
+    if cut:
+        shown = ", ".join(cut[:8]) + (f" and {len(cut) - 8} more" if len(cut) > 8 else "")
+        cut_words = f"; cut by the label map's own edge (the CT goes on past it): {shown}"
+    return (f"{name} covers only {100 * frac:.0f}% of the CT ({', '.join(parts)}; {_extent_ras(ct, covered)} mm of "
+            f"the CT's {_extent_ras(ct)} mm, RAS): outside it nothing is labelled (unknown, not background), so no "
+            f"structure there is seen{cut_words}; give the label map made on the whole of this CT")
+
+
+def _check_intensities(on_ct: Volume, ct: Volume, given: Volume, name: str, cover_words: str | None,
+                       covered: float) -> None:
+    """Refuse (InputError, one line) a label map most of whose judged structures lie on another tissue
+    (`label_registration.intensity_disagreement`, input_limits ``label_intensity`` ``refuse_share``:
+    another scan's or patient's map, or one placed on another part of the CT) when at least
+    ``min_structures`` are judged or it covers under ``refuse_below_coverage`` of the CT (``covered``:
+    its share); else warn, by name, those that do. ``on_ct``: the map on ``ct``'s grid; warnings go
+    to ``given``."""
+    from .label_registration import intensity_disagreement, intensity_words
+    from .limits import LIMITS
+
+    r = intensity_disagreement(ct, on_ct)
+    if not r["disagree"]:
+        return
+    cfg = LIMITS["label_intensity"]
+    k, n = len(r["disagree"]), len(r["checked"])
+    if k >= float(cfg["refuse_share"]) * n and (n >= int(cfg["min_structures"])
+                                                 or covered < float(cfg["refuse_below_coverage"])):
+        from .label_orientation import check_orientation
+
+        check_orientation(on_ct, name, ct)   # a mirrored map is refused as the flip it is (trial 42)
+        where = (f"; {cover_words.split(': outside it')[0]}" if cover_words else "")
+        raise InputError(f"{name} does not match this CT: {k} of its {n} structures whose tissue is known lie on "
+                         f"other tissue ({intensity_words(r)}){where}: it is another scan's or patient's "
+                         "segmentation, or placed on another part of this CT; give the label map made on this CT")
+    _warn_once(given, f"{name}: {k} of its {n} structures whose tissue is known lie on other tissue on this CT "
+                      f"({intensity_words(r)}): check them on the CT (disease, or a wrong label there)")
 
 
 def validate_labels(vol: Volume, path="label map") -> None:

@@ -848,3 +848,64 @@ def _require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray]
                 f"bone whose ends lie out of view fits itself moved along its length): a displacement along it "
                 f"could not be checked; check it on the CT{tail}")
     return ""
+
+
+def _intensity_classes(names: dict) -> dict:
+    """{label value: (name, class, lo HU, hi HU)} of the structures whose CT intensity class
+    input_limits ``label_intensity`` fixes (the median of their voxels in [lo, hi])."""
+    from .anatomy import AERATED_LUNG, AIRWAY_NAMES
+    from .planning.problem import is_bone
+
+    cls = LIMITS["label_intensity"]["classes"]
+    out = {}
+    for v, n in (names or {}).items():
+        c = ("air" if n in AERATED_LUNG or n in AIRWAY_NAMES else "bone" if is_bone(n) else
+             next((k for k in ("solid_organ", "blood_vessel") if n in cls[k]["names"]), None))
+        if c is not None:
+            out[int(v)] = (n, c, float(cls[c].get("min_median_hu", -np.inf)), float(cls[c].get("max_median_hu", np.inf)))
+    return out
+
+
+def intensity_disagreement(ct: Volume, labels: Volume) -> dict:
+    """Do the structures of ``labels`` (on ``ct``'s grid) lie on their own tissue? For each
+    structure of a class input_limits ``label_intensity`` fixes (aerated lung and airways, bone,
+    solid organs and muscle, vessels) with at least ``min_voxels`` voxels in a regular subsample
+    (every s-th voxel per axis, at most ``max_voxels``): the median of the CT's values there,
+    against its class's range. Returns {"checked": [(name, class, median HU, lo, hi)],
+    "disagree": the checked ones whose median lies outside [lo, hi]}. New-user trial 114: the
+    TotalSegmentator example's 30-slice map on another 112-slice CT put vertebrae on -11 HU and
+    lower lobes on 1-7 HU without a word."""
+    cfg = LIMITS["label_intensity"]
+    classes = _intensity_classes(labels.labels)
+    arr = np.asarray(labels.array)
+    if not classes or arr.dtype.kind not in "iub":
+        return {"checked": [], "disagree": []}
+    s = max(1, int(np.ceil((arr.size / float(cfg["max_voxels"])) ** (1 / 3))))
+    a = arr[::s, ::s, ::s].ravel()
+    h = np.asarray(ct.array)[::s, ::s, ::s].ravel()
+    top = max(classes)
+    sel = np.flatnonzero((a > 0) & (a <= top))
+    a, h = a[sel].astype(np.int64), h[sel]
+    n = np.bincount(a, minlength=top + 1)
+    checked, disagree = [], []
+    for v, (name, c, lo, hi) in sorted(classes.items()):
+        if n[v] < int(cfg["min_voxels"]):
+            continue
+        med = float(np.median(h[a == v]))
+        row = (name, c, med, lo, hi)
+        checked.append(row)
+        if not lo <= med <= hi:
+            disagree.append(row)
+    return {"checked": checked, "disagree": disagree}
+
+
+def intensity_words(r: dict, most: int = 6) -> str:
+    """The disagreeing structures of `intensity_disagreement`'s ``r`` as text, at most ``most`` named."""
+    def rng(lo, hi):
+        return f">= {lo:g}" if not np.isfinite(hi) else f"<= {hi:g}" if not np.isfinite(lo) else f"{lo:g}..{hi:g}"
+
+    d = r["disagree"]
+    words = [f"{n} {m:.0f} HU ({c.replace('_', ' ')}: {rng(lo, hi)})" for n, c, m, lo, hi in d[:most]]
+    if len(d) > most:
+        words.append(f"{len(d) - most} more")
+    return ", ".join(words)

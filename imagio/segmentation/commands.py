@@ -146,8 +146,9 @@ def cmd_vessels(args) -> int:
     check_outputs([out], [args.ct, args.organ] + ([args.label_names] if args.label_names else []), args.force)
     ct = io.read_image(Path(args.ct), args.series)
     lab = io.read_labels(Path(args.organ), io.label_names_arg(args))
-    warned = io.input_warnings(ct, lab)
+    given = lab
     lab = io.labels_on_grid(lab, ct, f"{args.organ}")
+    warned = io.input_warnings(ct, given)   # after placing it: its coverage words too (trial 114)
     names = args.organ_labels.split(",")
     organ = _organ_mask(lab, names, args.organ)
     if not organ.any():

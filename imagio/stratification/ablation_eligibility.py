@@ -66,8 +66,18 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
     from ..io import duplicate_names
     from ..planning.problem import Target, split_target_parts
 
+    from ..io import label_coverage
+    from ..limits import LIMITS
+
     c = criteria()
-    labels = labels_on_grid(labels, ct)
+    given, labels = labels, labels_on_grid(labels, ct)
+    # a map covering part of the CT labels nothing past its own edge (unknown, not background): the
+    # criteria are judged on the part it covers, its edge read as the image's end (new-user trial 114)
+    covered, end_of = label_coverage(given, ct), "image"
+    if covered is not None and covered.any() and np.count_nonzero(~covered) > float(
+            LIMITS["label_coverage"]["warn_uncovered_fraction"]) * covered.size:
+        lo, hi = ct.bounding_box(covered)
+        ct, labels, end_of = ct.crop(lo, hi), labels.crop(lo, hi), "label map"
     point = None
     if not isinstance(lesion, str):
         point = np.asarray(lesion, float).reshape(3)
@@ -167,16 +177,25 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
         else:
             why = ("it runs inside the liver" if name in adj["intrahepatic"] and not vals else
                    f"it goes on past the image's end, {gap:.1f} mm from the lesion" if vals else
-                   f"the image ends {gap:.1f} mm from the lesion" if gap < adj["value"] else
+                   f"the {end_of} ends {gap:.1f} mm from the lesion" if gap < adj["value"] else
                    f"the lesion lies {seen:.1f} mm from the capsule" if np.isfinite(seen) else
                    "the capsule's distance is not known")
             add(f"near_{name}", None, f">= {adj['value']} mm", None, adj["source"],
                 f"not checked: {name} is {'labelled' if vals else 'not labelled'} and {why}; "
                 f"{'check it on a scan of the whole liver' if vals else 'label it and judge again'}")
+    if end_of == "label map":   # past the map's edge nothing is labelled: a capsule or vessel there is not seen
+        for r in reasons:
+            d = (pv["distance_mm"] if r["criterion"] == "perivascular" else
+                 r["value"] if r["criterion"] == "subcapsular" and r["value"] is not None else None)
+            if r["favourable"] is True and d is not None and gap < d:
+                r["favourable"] = None
+                r["detail"] = (f"not checked: the label map ends {gap:.1f} mm from the lesion (its {where}) and "
+                               f"nothing is labelled past it; give the label map of the whole CT")
     reach = max(sub, pv["distance_mm"], adj["value"])
-    warnings = pieces + ([f"the image ends {gap:.1f} mm from the lesion (its {where}): the capsule, vessels and "
-                 f"structures beyond it are not seen, so the criteria within {reach:g} mm cover only the imaged "
-                 "part; check on a scan of the whole liver"] if gap < reach else [])
+    warnings = pieces + ([f"the {end_of} ends {gap:.1f} mm from the lesion (its {where}): the capsule, vessels and "
+                 f"structures beyond it are not seen, so the criteria within {reach:g} mm cover only the "
+                 f"{'labelled' if end_of == 'label map' else 'imaged'} part; check on a scan of the whole liver"]
+                         if gap < reach else [])
     unchecked = [r["criterion"] for r in reasons if r["favourable"] is None]
     warnings += [f"{r['criterion']}: {r['detail']}" for r in reasons
                  if r["favourable"] is None or (r["value"] is None and not r["favourable"])]

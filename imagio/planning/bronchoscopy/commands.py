@@ -333,6 +333,9 @@ def cmd_bronch(args) -> int:
     shift_note = require_registered(ct, air, reg, f"the airway mask {args.airways} (--airways)",
                                     "unchecked then: the route, its branch names and generations and whether the "
                                     "scope fits rest on the mask where it lies, not on the CT's airways")
+    # a map covering part of the CT (the airways past its edge are unknown, not absent) is said (new-user
+    # trial 114), after the checks that refuse a tree off the CT's air (`require_mask_on_air`, registration)
+    io.check_placed(structures, ct, f"the label map {args.structures or args.airways}", tissues=False)
     structures_read = structures
     if args.lesions:
         structures = io.with_lesions(structures, args.lesions)
