@@ -72,7 +72,7 @@ def test_slab_map_is_warned_and_eligibility_not_checked_past_its_edge(case):
     # old code: no warning at all (the slab was resampled silently, the rest read as background)
     assert len(cover) == 1, slab.warnings
     assert f"of {ct.shape[0]}" in cover[0] and "unknown, not background" in cover[0], cover[0]
-    assert "liver" in cover[0].split("cut by the label map's own edge")[1], cover[0]
+    assert "liver" in cover[0].split("reaching the label map's own edge")[1], cover[0]
     res = assess(ct, slab, "liver_tumor_1")
     pv = {r["criterion"]: r for r in res["reasons"]}["perivascular"]
     # old code: favourable True (no vessel within 5 mm on the labelled part, the rest read as none)
@@ -131,3 +131,38 @@ def test_cli_vessels_and_eligibility_refuse_a_slab_placed_on_another_part_in_one
         assert main(argv) == 2, argv
         err = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
         assert len(err) == 1 and "does not match this CT" in err[0] and "covers only" in err[0], err
+
+
+@pytest.mark.parametrize("cmd", ["vessels", "eligibility"])
+def test_a_displaced_map_is_refused_by_vessels_and_eligibility(tmp_path, capsys, cmd):
+    """New-user trial 115 M4: `imagio vessels` and `imagio eligibility` took a label map displaced
+    12 mm with a warning ("lies 12.0 mm from it"), while `imagio plan` and `imagio bronch` refuse it.
+    Now every command reading a label map against the CT runs the same registration check
+    (`label_registration.check_map_on_ct`): the synthetic chest's own map, its origin moved 12 mm
+    along S, is refused in one line (exit 2); the map where it belongs is not."""
+    from imagio import cli, io
+
+    ct, t = make_ct(spacing=(2.0, 2.0, 2.0), noise=12.0)
+    src = tmp_path / "ct.nrrd"
+    io.write_image(ct, src)
+    arr = np.zeros(ct.shape, np.uint8)
+    names = {1: "liver", 2: "lung_left", 3: "lung_right", 4: "ribs", 5: "vertebrae", 6: "liver_tumor_1"}
+    for v, key in ((1, "liver"), (2, "lung_left"), (3, "lung_right"), (4, "ribs"), (5, "spine")):
+        arr[t[key]] = v
+    kji = np.moveaxis(np.indices(ct.shape), 0, -1)
+    arr[t["liver"] & (np.linalg.norm(kji - np.argwhere(t["liver"]).mean(0), axis=-1) <= 3)] = 6
+    for shift, want in ((0.0, 0), (12.0, 2)):
+        lab = ct.with_array(arr, labels=names)
+        lab.ijk_to_ras = lab.ijk_to_ras.copy()
+        lab.ijk_to_ras[2, 3] += shift
+        path = tmp_path / f"seg{int(shift)}.seg.nrrd"
+        io.write_labels(lab, path)
+        args = (["vessels", str(src), "--organ", str(path), "--organ-labels", "liver", "--out",
+                 str(tmp_path / f"v{int(shift)}.nii.gz"), "--quiet"] if cmd == "vessels" else
+                ["eligibility", str(src), "--labels", str(path), "--lesion", "liver_tumor_1"])
+        code = cli.main(args)
+        err = capsys.readouterr().err
+        assert code == want, (shift, code, err)
+        if want:   # the refusal is one line (a warning on one structure's tissue may precede it)
+            errors = [x for x in err.splitlines() if x.startswith("imagio: error:")]
+            assert len(errors) == 1 and "displaced" in errors[0], err

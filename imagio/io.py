@@ -937,7 +937,7 @@ def coverage_words(labels: Volume, ct: Volume, covered: np.ndarray, name: str) -
     cut_words = ""
     if cut:
         shown = ", ".join(cut[:8]) + (f" and {len(cut) - 8} more" if len(cut) > 8 else "")
-        cut_words = f"; cut by the label map's own edge (the CT goes on past it): {shown}"
+        cut_words = f"; reaching the label map's own edge, where the CT goes on (they may go on past it, unlabelled): {shown}"
     return (f"{name} covers only {100 * frac:.0f}% of the CT ({', '.join(parts)}; {_extent_ras(ct, covered)} mm of "
             f"the CT's {_extent_ras(ct)} mm, RAS): outside it nothing is labelled (unknown, not background), so no "
             f"structure there is seen{cut_words}; give the label map made on the whole of this CT")

@@ -770,6 +770,20 @@ def mirror_words(m: dict, what: str) -> str:
             "and export the wrong one again")
 
 
+def check_map_on_ct(ct: Volume, on_ct: Volume, what: str, unchecked: str = "") -> str:
+    """The registration check of a label map read against a CT by a command that has no check of its
+    own (`require_registered` on the map's bone and air structures, `classes_from_labels`): refuses a
+    map displaced from the CT or mirrored (InputError, one line), returns a doubt ("" when none).
+    ``on_ct``: the map on ``ct``'s grid (`io.labels_on_grid`). A map with no bone or air structure
+    (an organ alone) returns "": its tissues are checked on placing it (`io.check_placed`). New-user
+    trial 115 M4: `imagio vessels` and `imagio eligibility` took a liver map displaced 12 mm with a
+    warning, while `imagio plan` and `imagio bronch` refuse it."""
+    classes = classes_from_labels(on_ct)
+    if not classes:
+        return ""
+    return require_registered(ct, on_ct, classes, what, unchecked)
+
+
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
                        unchecked: str = "", made_on: Volume | None = None, ct_token: tuple | None = None) -> str:
     """`_require_registered`, and a warning first when the map fits the CT mirrored better than as it

@@ -55,6 +55,16 @@ def cmd_segment(args) -> int:
     return 0
 
 
+def _say_registration(ct, on_ct, path, unchecked: str) -> None:
+    """`label_registration.check_map_on_ct` of the --organ map (refused when displaced or mirrored),
+    its doubt said on stderr."""
+    from ..label_registration import check_map_on_ct
+
+    said = check_map_on_ct(ct, on_ct, f"the label map {path} (--organ)", unchecked)
+    if said:
+        print(f"warning: {said}", file=sys.stderr)
+
+
 def _organ_mask(lab, names: list, path):
     """``lab.mask(*names)``; InputError (one line) naming the structures the label map has when
     one of ``names`` (--organ-labels) is not among them."""
@@ -79,7 +89,9 @@ def cmd_lesion(args) -> int:
     if args.organ:
         lab = io.read_labels(Path(args.organ), io.label_names_arg(args))
         names = args.organ_labels.split(",") if args.organ_labels else list(lab.labels.values())
-        organ = _organ_mask(io.labels_on_grid(lab, ct, args.organ), names, args.organ)
+        on_ct = io.labels_on_grid(lab, ct, args.organ)
+        _say_registration(ct, on_ct, args.organ, "the organ bounding the lesion rests on it")
+        organ = _organ_mask(on_ct, names, args.organ)
     add = [parse_point(t, args.lps, "--add") for t in args.add or []]
     remove = [parse_point(t, args.lps, "--remove") for t in args.remove or []]
     try:
@@ -148,6 +160,7 @@ def cmd_vessels(args) -> int:
     lab = io.read_labels(Path(args.organ), io.label_names_arg(args))
     given = lab
     lab = io.labels_on_grid(lab, ct, f"{args.organ}")
+    _say_registration(ct, lab, args.organ, "the organ searched for vessels rests on it")
     warned = io.input_warnings(ct, given)   # after placing it: its coverage words too (trial 114)
     names = args.organ_labels.split(",")
     organ = _organ_mask(lab, names, args.organ)

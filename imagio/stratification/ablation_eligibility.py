@@ -69,8 +69,12 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
     from ..io import label_coverage
     from ..limits import LIMITS
 
+    from ..label_registration import check_map_on_ct
+
     c = criteria()
     given, labels = labels, labels_on_grid(labels, ct)
+    # displaced or mirrored: refused as plan refuses it (new-user trial 115 M4: 12 mm, warned only)
+    registered = check_map_on_ct(ct, labels, "the label map", "every distance to a labelled structure rests on it")
     # a map covering part of the CT labels nothing past its own edge (unknown, not background): the
     # criteria are judged on the part it covers, its edge read as the image's end (new-user trial 114)
     covered, end_of = label_coverage(given, ct), "image"
@@ -192,7 +196,7 @@ def assess(ct: Volume, labels: Volume, lesion) -> dict:
                 r["detail"] = (f"not checked: the label map ends {gap:.1f} mm from the lesion (its {where}) and "
                                f"nothing is labelled past it; give the label map of the whole CT")
     reach = max(sub, pv["distance_mm"], adj["value"])
-    warnings = pieces + ([f"the {end_of} ends {gap:.1f} mm from the lesion (its {where}): the capsule, vessels and "
+    warnings = ([registered] if registered else []) + pieces + ([f"the {end_of} ends {gap:.1f} mm from the lesion (its {where}): the capsule, vessels and "
                  f"structures beyond it are not seen, so the criteria within {reach:g} mm cover only the "
                  f"{'labelled' if end_of == 'label map' else 'imaged'} part; check on a scan of the whole liver"]
                          if gap < reach else [])
