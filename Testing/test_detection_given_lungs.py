@@ -42,3 +42,22 @@ def test_a_displaced_lung_mask_is_refused(chest, shift):
         scan_findings(ct, Options(characterise=0, slicer=False), lungs=_mask(ct, lungs, shift))
     msg = str(e.value)
     assert "--lungs" in msg and "displaced" in msg and "\n" not in msg, msg
+
+
+def test_a_lung_mask_of_another_chest_is_refused(chest):
+    """New-user trial 116 H4: lung1's mask centred on lung2's CT (47 % of it above -500 HU) passed the
+    registration check (no bone or air boundary it could be shifted onto) and was warned only for
+    its coverage; the 48 mL cancer outside it left nodules.csv. A mask of another, larger chest (this
+    chest's lungs grown 20 mm into its wall and mediastinum: more than 30 % beyond 5 mm of the lungs
+    found in the CT) is refused in one line; the chest's own lungs are not."""
+    from scipy import ndimage
+
+    from imagio.detection.pipeline import given_mask_coverage
+
+    ct, lungs = chest
+    sk = np.asarray(ct.spacing_kji, float)
+    grown = ndimage.distance_transform_edt(~lungs, sampling=sk) <= 20.0
+    with pytest.raises(InputError) as e:
+        given_mask_coverage(ct, grown)
+    assert "does not match this CT" in str(e.value) and "--lungs" in str(e.value), str(e.value)
+    assert given_mask_coverage(ct, lungs) == []

@@ -102,7 +102,9 @@ def given_mask_coverage(ct: Volume, given: np.ndarray) -> list[str]:
     (each found lung voxel counts as covered when a given voxel lies within
     ``given_lung_mask_tolerance_mm``: masks differ at the pleura and hilum by a few mm); the part
     left out is never searched (trial 7: a mask of the upper half of the lungs, 2.2 of 4.0 L
-    unsearched, no word). [] when it covers them, or when the rules find no lungs."""
+    unsearched, no word). [] when it covers them, or when the rules find no lungs. Raises
+    InputError when more than ``given_lung_mask_max_outside_share`` of the given mask lies beyond
+    the tolerance from those lungs: not this CT's lung mask (trial 116 H4)."""
     import edt
 
     from . import constants
@@ -116,6 +118,16 @@ def given_mask_coverage(ct: Volume, given: np.ndarray) -> list[str]:
     if n == 0:
         return []
     near = edt.edt(~given, anisotropy=tuple(ct.spacing_kji), black_border=False) <= c["tolerance_mm"]["value"]
+    # the converse first: a mask much of which lies away from this CT's lungs is not its lung mask
+    # (trial 116 H4: another patient's mask, the cancer outside it, warned only for its coverage)
+    far = edt.edt(~own, anisotropy=tuple(ct.spacing_kji), black_border=False) > c["tolerance_mm"]["value"]
+    outside = float((given & far).sum()) / max(int(given.sum()), 1)
+    if outside > c["max_outside_share"]["value"]:
+        raise InputError(f"the lung mask given (--lungs) does not match this CT: {100 * outside:.0f} % of it lies more "
+                         f"than {c['tolerance_mm']['value']:g} mm from the lungs found in the CT (at most "
+                         f"{100 * c['max_outside_share']['value']:.0f} %: a mass or consolidation the rules leave out); "
+                         "it is another scan's or patient's mask, or placed on another part: give this CT's lung mask, "
+                         "or leave --lungs out")
     cover = float((own & near).sum()) / n
     if cover >= c["min_cover"]["value"]:
         return []
