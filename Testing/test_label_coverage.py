@@ -166,3 +166,30 @@ def test_a_displaced_map_is_refused_by_vessels_and_eligibility(tmp_path, capsys,
         if want:   # the refusal is one line (a warning on one structure's tissue may precede it)
             errors = [x for x in err.splitlines() if x.startswith("imagio: error:")]
             assert len(errors) == 1 and "displaced" in errors[0], err
+
+
+def test_a_mirrored_liver_only_map_is_said(tmp_path, capsys):
+    """New-user trial 116 H2: a map of the liver, its vessels and a tumour (as a Slicer segmentation
+    holds them), mirrored left-right, was taken by eligibility without a word: no bone or air to
+    register, no left/right pair to judge, and its 'liver' lay on the spleen and stomach. Now the
+    liver's side against the patient's midline read from the CT is said (never refused: situs
+    inversus). Independent check: the synthetic chest's liver lies right of its body's midline
+    (x = 0); the map mirrored along x is warned, the map as it lies is not."""
+    from imagio import cli, io
+
+    ct, t = make_ct(spacing=(4.0, 4.0, 4.0), noise=12.0)
+    src = tmp_path / "ct.nrrd"
+    io.write_image(ct, src)
+    arr = np.zeros(ct.shape, np.uint8)
+    arr[t["liver"]] = 1
+    kji = np.moveaxis(np.indices(ct.shape), 0, -1)
+    arr[t["liver"] & (np.linalg.norm(kji - np.argwhere(t["liver"]).mean(0), axis=-1) <= 3)] = 2
+    assert ct.kji_to_world(np.argwhere(t["liver"]).mean(0)[None])[0][0] > 20   # right of the midline (RAS +x)
+    for mirrored in (False, True):
+        a = arr[:, :, ::-1] if mirrored else arr
+        path = tmp_path / f"liver{int(mirrored)}.seg.nrrd"
+        io.write_labels(ct.with_array(np.ascontiguousarray(a), labels={1: "liver", 2: "liver_tumor_1"}), path)
+        code = cli.main(["eligibility", str(src), "--labels", str(path), "--lesion", "liver_tumor_1"])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert ("left of the patient's midline" in err) == mirrored, (mirrored, err)

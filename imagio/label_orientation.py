@@ -35,6 +35,8 @@ from scipy import ndimage
 
 from .errors import InputError
 from .limits import LIMITS
+
+BODY_HU = -500.0   # denser than air and lung: the patient (and the table), for the midline of `check_orientation`
 from .volume import Volume
 
 _RULE = LIMITS["label_orientation"]
@@ -277,4 +279,15 @@ def check_orientation(labels: Volume, what: str = "the label map", ct: Volume | 
             warnings.append(f"{what}: the liver lies {-d:.0f} mm left of the spleen: a map mirrored left-right, or "
                             "situs inversus; no left/right pair of structures is labelled to tell which: check the "
                             "sides on the CT before planning")
+    elif "liver" in cen and not judged and ct is not None:
+        # the liver alone (a map of the liver, its vessels and a tumour, as a Slicer segmentation holds):
+        # against the patient's midline read from the CT (trial 116 H2: such a map mirrored left-right was
+        # taken silently, its 'liver' on the spleen and stomach)
+        from .segmentation.lungs import midline_x
+
+        mid, how = midline_x(ct, body=np.asarray(ct.array) > BODY_HU)
+        if mid is not None and cen["liver"][0] - mid <= -MIN_SEPARATION_MM:
+            warnings.append(f"{what}: the liver lies {mid - cen['liver'][0]:.0f} mm left of the patient's midline "
+                            f"(read from the {how}): a map mirrored left-right, or situs inversus; the map labels no "
+                            "left/right pair to tell which: check the sides on the CT before planning")
     return warnings

@@ -773,15 +773,20 @@ def mirror_words(m: dict, what: str) -> str:
 def check_map_on_ct(ct: Volume, on_ct: Volume, what: str, unchecked: str = "") -> str:
     """The registration check of a label map read against a CT by a command that has no check of its
     own (`require_registered` on the map's bone and air structures, `classes_from_labels`): refuses a
-    map displaced from the CT or mirrored (InputError, one line), returns a doubt ("" when none).
-    ``on_ct``: the map on ``ct``'s grid (`io.labels_on_grid`). A map with no bone or air structure
-    (an organ alone) returns "": its tissues are checked on placing it (`io.check_placed`). New-user
+    map displaced from the CT or mirrored (InputError, one line), returns its doubts ("" when none),
+    the orientation's first (`label_orientation.check_orientation`: a liver left of the patient's
+    midline, trial 116 H2). ``on_ct``: the map on ``ct``'s grid (`io.labels_on_grid`). A map with no
+    bone or air structure (an organ alone) is not shifted against the CT: its tissues are checked on
+    placing it (`io.check_placed`). New-user
     trial 115 M4: `imagio vessels` and `imagio eligibility` took a liver map displaced 12 mm with a
     warning, while `imagio plan` and `imagio bronch` refuse it."""
+    from .label_orientation import check_orientation
+
     classes = classes_from_labels(on_ct)
-    if not classes:
-        return ""
-    return require_registered(ct, on_ct, classes, what, unchecked)
+    said = check_orientation(on_ct, what, ct, classes=classes)   # mirrored / upside down, or the liver's side
+    if classes:
+        said.append(require_registered(ct, on_ct, classes, what, unchecked))
+    return "; ".join(w for w in said if w)
 
 
 def require_registered(ct: Volume, grid: Volume, classes: dict[str, np.ndarray], what: str,
