@@ -104,3 +104,25 @@ def test_eligibility_does_not_read_an_empty_vessel_label_as_absent():
     ct = labels.with_array(np.where(tumour, 40, 60).astype(np.int16), labels={})
     pv = next(r for r in assess(ct, labels, "liver_tumor_1")["reasons"] if r["criterion"] == "perivascular")
     assert pv["favourable"] is None and "not checked" in pv["detail"], pv
+
+
+def test_an_organ_label_on_the_skeleton_is_refused(tmp_path, capsys):
+    """New-user trial 116 H3: an unnamed label map of another CT, its 'liver' lying on the ribs, gave
+    4.26 mL of 'vessels', 84 % of them rib, with no word. An organ more than 2 % of which reads as
+    cortical bone (>= 700 HU) is refused in one line; the liver itself is not."""
+    from synthetic_ct import make_ct
+
+    ct, t = make_ct(spacing=(4.0, 4.0, 4.0), noise=12.0)
+    bone = t["spine"] | t["ribs"]
+    ct = ct.with_array(np.where(bone, 1000, ct.array).astype(np.int16))   # cortical bone (the phantom's is 200-650)
+    from imagio import cli, io
+
+    src = tmp_path / "ct.nrrd"
+    io.write_image(ct, src)
+    for organ, code in ((t["liver"] | bone, 2), (t["liver"], 0)):
+        path = tmp_path / f"organ{code}.nii.gz"
+        io.write_labels(ct.with_array(organ.astype(np.uint8), labels={1: "liver"}), path)
+        assert cli.main(["vessels", str(src), "--organ", str(path), "--organ-labels", "liver", "--out",
+                         str(tmp_path / f"v{code}.nii.gz"), "--quiet"]) == code
+        err = capsys.readouterr().err
+        assert ("lies on bone" in err) == bool(code), err

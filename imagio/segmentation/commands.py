@@ -145,7 +145,7 @@ def cmd_vessels(args) -> int:
     import numpy as np
 
     from .. import io
-    from .vessels import vessel_mask
+    from .vessels import refuse_an_organ_on_bone, vessel_mask
 
     out = io.require_image_output(args.out)
     if args.diameter_out:
@@ -168,6 +168,7 @@ def cmd_vessels(args) -> int:
         raise InputError(f"the organ {names} is empty in {args.organ}")
     name = args.name or ("lung_vessels" if any(n.startswith("lung") for n in names) else
                          "liver_vessels" if "liver" in names else "vessels")
+    refuse_an_organ_on_bone(ct.array, organ)   # another CT's map, its 'liver' on the ribs (trial 116 H3)
     notes: list = []
     m, diam = vessel_mask(ct, organ, progress=printer(args.quiet), notes=notes)
     for w in notes:

@@ -536,6 +536,23 @@ def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
     return m, diam, blobs
 
 
+def refuse_an_organ_on_bone(a: np.ndarray, organ: np.ndarray) -> None:
+    """InputError (one line) when more than ``max_organ_bone_share`` (vessel_lumen.json) of the organ's
+    voxels (``organ``, bool [k, j, i] on the CT ``a``, HU) read as cortical bone (planning_defaults
+    ct_density.cortical_hu): an organ label lying on the skeleton (new-user trial 116 H3). For an
+    organ the user gives (`imagio vessels --organ`), not one IMAGIO segmented."""
+    from ..planning.problem import load_defaults
+
+    n = int(np.count_nonzero(organ))
+    if n == 0:
+        return
+    bone = float(np.count_nonzero(a[organ] >= float(load_defaults()["ct_density"]["cortical_hu"]))) / n
+    if bone > float(lumen_rule()["max_organ_bone_share"]):
+        raise InputError(f"the organ's label lies on bone: {100 * bone:.0f} % of its voxels read as cortical bone "
+                         f"(>= {load_defaults()['ct_density']['cortical_hu']:g} HU) on this CT; it is another scan's or "
+                         "patient's map, or the wrong label: give this CT's organ label (--organ-labels)")
+
+
 def thick_slice_note(spacing, organ_name: str = "lung vessels") -> str:
     """'' or why the vessel label of a CT whose voxels (``spacing``, 3 mm values in any axis
     order) are coarser than ``lung_vessel_max_voxel_mm`` (segmentation_rules.json, 2.5 mm: a
