@@ -71,6 +71,16 @@ def test_a_non_lethal_zone_that_meets_its_criteria_is_not_compliant():
     assert non_lethal_criteria(zone(False), "cryoablation", 0)["compliant"] is False
     assert non_lethal_criteria(zone(), "cryoablation", lethal) == zone()
     assert non_lethal_criteria(zone(), "microwave", None) == zone()
+    # not verifiable is not "not met": no sentence that the tumour's edge is not ablated, and the
+    # report's row says why it is not verifiable (trial 116 M5)
+    from imagio.planning.ablation.commands import zone_doubts
+    from imagio.report import ablation_rows
+
+    cov = dict(non_lethal_criteria(zone(), "cryoablation", 0), tumour_covered_pct=100.0, mam_mm=6.1,
+               mam_ras=[0.0, 0.0, 0.0], margin_covered_pct={})
+    assert not any("not ablated" in w for w in zone_doubts("proposal 1", cov, "fix", "tumor", "liver", False, None))
+    row = dict(ablation_rows({"coverage": cov}))["tumour covered (%)"]
+    assert "not verifiable" in row and "lies partly outside" not in row, row
 
 def test_heat_ablation_states_no_isotherm(liver_plan):
     d = ablation_for_plan(liver_plan, "emprint", "100W_5min")

@@ -299,7 +299,7 @@ def ablation_rows(a: dict) -> list:
                                                  if a.get("lower_bound") else "")),
             ("tumour covered (%)", f"{percent_covered(cov.get('tumour_covered_pct'))}" + (
                 " (every voxel, but the tumour's surface lies partly outside the zone)"
-                if crit.get("tumour_covered") and not crit["tumour_covered"].get("met")
+                if crit.get("tumour_covered") and crit["tumour_covered"].get("met") is False
                 and (cov.get("tumour_covered_pct") or 0) >= 99.95 else _met(crit.get("tumour_covered")))),
             *[(f"tumour + {k} covered (%)", f"{percent_covered(v)}" + (
                 f" (every voxel of it, but the minimal margin is {mam_text(cov['mam_mm'])} mm: its outer surface lies "

@@ -554,11 +554,14 @@ def zone_doubts(what: str, cov: dict, fix: str, tumour: str, host_organ: str = "
     crit = cov.get("criteria", {})
     t = crit.get("tumour_covered", {})
     m = crit.get("minimal_ablative_margin", {})
-    if t and not t.get("met", True) and cov["tumour_covered_pct"] >= 99.95:   # every voxel, not the surface
+    # met None: not verifiable (the image's end, a non-lethal isotherm: `non_lethal_criteria`), said
+    # where it is decided; not "not met" (trial 116 M5: a 0 C zone 10 mm past a 7 mm tumour was
+    # said to leave the tumour's edge unablated)
+    if t and t.get("met", True) is False and cov["tumour_covered_pct"] >= 99.95:   # every voxel, not the surface
         out.append(f"{what}: the zone holds every voxel of {tumour} but the tumour's surface lies up to "
                    f"{mam_text(cov['mam_mm']).lstrip('-')} mm outside it, at {[round(x, 1) for x in cov['mam_ras']]} RAS mm ({need:g} mm "
                    f"of margin is required): part of the tumour's edge is not ablated; {fix}")
-    elif t and not t.get("met", True):
+    elif t and t.get("met", True) is False:
         out.append(f"{what}: the zone covers only {cov['tumour_covered_pct']:.1f}% of {tumour} (the "
                    f"tumour surface lies up to {mam_text(cov['mam_mm']).lstrip('-')} mm outside it, at "
                    f"{[round(x, 1) for x in cov['mam_ras']]} RAS mm; {need:g} mm of margin is required): part "
