@@ -81,3 +81,18 @@ def test_a_never_smoker_is_outside_the_screening_population(capsys):
     assert rc == 0 and "population" not in json.loads(out.out)["lung_rads"] and "Lung-RADS is" not in out.err
     note, withheld = lungrads.population_note(20, False)
     assert withheld and "at 20 years" in note
+
+
+def test_lung_rads_without_the_age_and_the_never_smoker_spelling(capsys):
+    """New-user trial 116 L11/L12: `imagio risk` without --age exited 2, although Lung-RADS reads no
+    age; `--never-smoker` (imagio detect's spelling) was unrecognized. Now Lung-RADS is given with the
+    population note, Brock and Mayo are refused with the reason; --never-smoker is --no-smoker."""
+    rc = main(["risk", "--size-mm", "9", "--type", "solid"])
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert rc == 0 and doc["lung_rads"]["category"] == "4A", out.err
+    assert "age was not given" in doc["lung_rads"]["population"] or "age and smoking" in doc["lung_rads"]["population"]
+    assert "age not given" in doc["brock"]["refused"] and "age not given" in doc["mayo"]["refused"]
+    rc = main(["risk", "--age", "66", "--never-smoker", "--size-mm", "9", "--type", "solid"])
+    out = capsys.readouterr()
+    assert rc == 0 and "never-smoker" in json.loads(out.out)["lung_rads"]["population"], out.err

@@ -144,6 +144,10 @@ def cmd_risk(args) -> int:
         args.model = "none"
         out = {m: {"model": m, "refused": "calcified nodule: benign pattern, outside the model's population"}
                for m in ("brock", "mayo")}
+    elif args.age is None:   # Brock and Mayo read the age; Lung-RADS does not (new-user trial 116 L11)
+        out = {m: {"model": m, "refused": "age not given: the model reads the patient's age (--age)"}
+               for m in ("brock", "mayo") if args.model in (m, "all")}
+        args.model = "none"
     if args.model in ("brock", "all"):
         try:
             if args.size_mm > screening.MASS_MM:  # a mass: outside the nodules Brock was built on
@@ -244,7 +248,8 @@ def register(sub) -> None:
                                    "optionally, a guideline's suggested next step (a suggestion, not a decision).")
     from .patient import age_argument, sex_argument
 
-    s.add_argument("--age", type=age_argument, required=True, help="years")
+    s.add_argument("--age", type=age_argument, help="years (Brock and Mayo read it; without it they are not given, "
+                                                    "Lung-RADS is)")
 
     s.add_argument("--sex", type=sex_argument, metavar="female|male",
                    help="female/f/woman/w or male/m/man (any case; the words of imagio detect and a cohort CSV); "
@@ -263,6 +268,8 @@ def register(sub) -> None:
         s.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=None,
                        help=f"{text} ({', '.join(models)}); not given: unknown, the probability is the "
                             "range over yes and no")
+    # imagio detect's spelling of --no-smoker (new-user trial 116 L12: refused here as unrecognized)
+    s.add_argument("--never-smoker", dest="smoker", action="store_false", help="never smoked: --no-smoker")
     s.add_argument("--model", choices=["brock", "mayo", "all"], default="all")
     s.add_argument("--guideline", choices=["bts_2015"], help="show this guideline's suggested next step")
     s.set_defaults(func=cmd_risk)
