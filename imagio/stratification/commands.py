@@ -113,7 +113,8 @@ def risk_inputs(args, assumed: list[str]) -> dict:
             "size_mm": input_entry(args.size_mm, size["unit"], "given", f"Brock and Mayo: {size['definition']}"),
             "mean_diameter_mm": input_entry(args.mean_diameter_mm or args.size_mm, "mm",
                                             "given" if mean_given else "assumed",
-                                            None if mean_given else "Lung-RADS mean diameter not given: --size-mm"),
+                                            None if mean_given else "--mean-diameter-mm not given: Lung-RADS read --size-mm as "
+                                            "the mean diameter (give the mean of the long and short axes if they differ)"),
             "solid_component_mm": (fact(args.solid_mm, "mm") if args.type == "part_solid" else
                                    input_entry(None, "mm", "not applicable", "only a part-solid nodule has one")),
             "type": default(args.type, "", "--type"), "nodule_count": default(args.count, "nodules", "--count"),
