@@ -193,3 +193,19 @@ def test_a_mirrored_liver_only_map_is_said(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 0, err
         assert ("left of the patient's midline" in err) == mirrored, (mirrored, err)
+
+
+def test_a_map_of_the_same_voxels_off_by_a_fraction_of_one_says_so():
+    """New-user trial 116 L9: a map of the CT's voxel size shifted by a non-whole number of voxels was
+    said to lie on 'another grid (0.98 x 0.98 x 2.00 mm against 0.98 x 0.98 x 2.00 mm)'. Now the
+    warning says the voxels are the same and how far their centres lie off the CT's (independent:
+    a 6 mm shift on a 4 mm grid leaves them 2 mm off)."""
+    ct, t = make_ct(spacing=(4.0, 4.0, 4.0))
+    lab = ct.with_array(t["liver"].astype(np.uint8), labels={1: "liver"}).crop((2, 2, 2), tuple(n - 2 for n in ct.shape))
+    lab.ijk_to_ras = lab.ijk_to_ras.copy()
+    lab.ijk_to_ras[1, 3] += 6.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels_on_grid(lab, ct)
+    said = [w for w in lab.warnings if "another grid" in w]
+    assert len(said) == 1 and "the same voxels" in said[0] and "2.0 mm off the CT's" in said[0], said

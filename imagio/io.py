@@ -836,9 +836,18 @@ def labels_on_grid(labels: Volume, ct: Volume, name: str = "the label map", part
         # precision on the CT's (new-user trial 36 L1: an ablation margin of 1.8 mm against 3.5 mm
         # with the CT's own grid, with no word why)
         turn = float(np.degrees(np.arccos(np.clip(np.abs(labels.direction.T @ ct.direction).max(0).min(), -1, 1))))
-        warn(labels, f"{name} lies on another grid than the CT (voxels "
-                     f"{' x '.join(f'{v:.2f}' for v in labels.spacing)} mm against "
-                     f"{' x '.join(f'{v:.2f}' for v in ct.spacing)} mm"
+        same = np.allclose(np.sort(labels.spacing), np.sort(ct.spacing), atol=1e-3) and turn < 0.5
+        # the same voxels and axes, an origin off by a fraction of a voxel (trial 116 L9: "another grid
+        # (0.98 x 0.98 x 2.00 mm against 0.98 x 0.98 x 2.00 mm)")
+        kji = ct.world_to_kji(labels.ijk_to_ras[:3, 3][None])[0]       # its first voxel centre in the CT's voxels
+        frac = (kji - np.rint(kji))[::-1]                                 # i, j, k: the part off the CT's centres
+        off = ct.ijk_to_ras[:3, :3] @ frac                                # RAS mm
+        warn(labels, f"{name} lies on another grid than the CT (" + (
+                     f"the same voxels, {' x '.join(f'{v:.2f}' for v in ct.spacing)} mm, their centres "
+                     f"{np.linalg.norm(off):.1f} mm off the CT's (R, A, S {off[0]:.1f}, {off[1]:.1f}, {off[2]:.1f} mm)"
+                     if same else
+                     f"voxels {' x '.join(f'{v:.2f}' for v in labels.spacing)} mm against "
+                     f"{' x '.join(f'{v:.2f}' for v in ct.spacing)} mm")
                      + (f", axes turned {turn:.0f} degrees" if turn >= 0.5 else "")
                      + "): it was resampled to the CT's voxels (nearest neighbour), so its outlines are known "
                      f"only to within half its own voxel (up to {0.5 * max(labels.spacing):.1f} mm) and the "
