@@ -35,11 +35,10 @@ from scipy import ndimage
 
 from .errors import InputError
 from .limits import LIMITS
-
-BODY_HU = -500.0   # denser than air and lung: the patient (and the table), for the midline of `check_orientation`
 from .volume import Volume
 
 _RULE = LIMITS["label_orientation"]
+BODY_HU = -500.0   # denser than air and lung: the patient (and the table), for the liver's midline test
 MIN_SEPARATION_MM = float(_RULE["min_separation_mm"])        # input_limits label_orientation: reasons there
 MAX_VERTEBRA_WIDTH_MM = float(_RULE["max_vertebra_width_mm"])
 CONSISTENT_FIT_GAIN = float(_RULE["consistent_fit_gain"])
