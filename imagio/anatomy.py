@@ -202,3 +202,26 @@ def structures_with_role(role: str) -> list[str]:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {ROLES}")
     return [n for n, s in catalogue().items() if s.role == role]
+
+
+def _named(name: str, prefixes) -> bool:
+    """True when ``name`` is one of ``prefixes`` or one of them followed by '_' (rib_left_3)."""
+    return any(name == n or name.startswith(n + "_") for n in prefixes)
+
+
+def is_bone(name: str) -> bool:
+    """True for bone structures (planning_defaults ``bone_target.bone_prefixes``), except a name
+    holding one of ``bone_target.not_bone_words`` as a word (``hip_joint_capsule_left``: the soft
+    tissue of a joint, not the hip bone)."""
+    from .defaults import load_defaults
+
+    bt = load_defaults()["bone_target"]
+    return _named(name, bt["bone_prefixes"]) and not set(name.split("_")) & set(bt["not_bone_words"])
+
+
+def is_lesion(name: str) -> bool:
+    """True for a lesion structure (catalogue role 'target', e.g. liver_tumor_2, lung_nodule) or
+    a name the catalogue does not know (a user's lesion label, e.g. GTV_Mass)."""
+    cat = catalogue()
+    known = name in cat or name.rstrip("0123456789_") in cat
+    return not known or get(name).role == "target"

@@ -231,7 +231,8 @@ def build_parser() -> ArgumentParser:
 def _run(args) -> int:
     """Run one parsed command with its inputs protected: no write may replace an input, and an
     output that is an input (or an existing file without --force) is refused before any work.
-    Warnings about the inputs (``imagio.io.InputWarning``) are printed as ``imagio: warning:``."""
+    Warnings about the inputs (``imagio.io.InputWarning``) are printed as ``imagio: warning:``, unless
+    an input is refused (`errors.InputError`): its one line names the problem and what to do."""
     import warnings
 
     from .io import InputWarning, say_warnings
@@ -243,10 +244,16 @@ def _run(args) -> int:
     check_outputs(outs, inputs, force=getattr(args, "force", True), owned_only=hasattr(args, "force"))
     for folder in output_folders(args):
         check_writable_folder(folder)
+    from .errors import InputError
+
+    refused = False   # an input refused: its one line is all (trial 116 L8: 1-3 warning lines came first)
     with protect(inputs), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InputWarning)
         try:
             return int(args.func(args) or 0)
+        except InputError:
+            refused = True
+            raise
         finally:
             close_bars()   # a bar left open by an error: the lines printed next stand alone (trial 31)
             # a snapshot, printed directly: ``warnings.showwarning`` inside ``catch_warnings(record=True)``
@@ -259,7 +266,8 @@ def _run(args) -> int:
                     continue
                 seen.add((w.category, text))
                 if issubclass(w.category, InputWarning):
-                    say_warnings([text])
+                    if not refused:
+                        say_warnings([text])
                 else:
                     print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno).rstrip(),
                           file=sys.stderr)

@@ -930,7 +930,7 @@ def coverage_words(labels: Volume, ct: Volume, covered: np.ndarray, name: str) -
     the CT's slices (rows, columns) and RAS mm it covers, the structures its own edge cuts."""
     from .limits import LIMITS
 
-    from .planning.problem import is_lesion
+    from .anatomy import is_lesion
 
     frac = float(np.count_nonzero(covered)) / covered.size
     if 1.0 - frac <= float(LIMITS["label_coverage"]["warn_uncovered_fraction"]):

@@ -37,7 +37,7 @@ def _mean_of_scored(sc: np.ndarray) -> np.ndarray:
 def rule() -> dict:
     """The decision rule (input_limits ``label_registration``) with the HU limits it uses."""
     from .limits import AERATED_MAX_HU
-    from .planning.density import dense_min_hu
+    from .defaults import dense_min_hu
 
     cfg = dict(LIMITS["label_registration"])
     cfg["bone_min_hu"] = dense_min_hu()
@@ -50,7 +50,7 @@ def classes_from_labels(labels: Volume) -> dict[str, np.ndarray]:
     bone (planning_defaults ``bone_prefixes``), the aerated lung parenchyma and the airways
     (``anatomy.AERATED_LUNG``, the airway names of bronch). Classes without a voxel are left out."""
     from .anatomy import AERATED_LUNG, AIRWAY_NAMES
-    from .planning.problem import is_bone
+    from .anatomy import is_bone
 
     names = labels.labels or {}
     bone = [v for v, n in names.items() if is_bone(n)]
@@ -873,7 +873,7 @@ def _intensity_classes(names: dict) -> dict:
     """{label value: (name, class, lo HU, hi HU)} of the structures whose CT intensity class
     input_limits ``label_intensity`` fixes (the median of their voxels in [lo, hi])."""
     from .anatomy import AERATED_LUNG, AIRWAY_NAMES
-    from .planning.problem import is_bone
+    from .anatomy import is_bone
 
     cls = LIMITS["label_intensity"]["classes"]
     out = {}

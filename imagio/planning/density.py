@@ -81,7 +81,7 @@ from ..volume import index_dtype, index_list, reach_box
 @lru_cache(maxsize=1)
 def density_limits() -> dict:
     """The ``ct_density`` section of planning_defaults.json (HU thresholds with sources)."""
-    from .problem import load_defaults
+    from ..defaults import load_defaults
 
     return load_defaults()["ct_density"]
 

@@ -7,11 +7,8 @@ values (anatomy catalogue names). Defaults come from ``imagio/data/planning_defa
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 from scipy import ndimage
@@ -70,10 +67,7 @@ CALIBRE_BOX_EXTRA_MM = 60.0
 LUNG_CONTENTS = ("lung_vessels", "lung_fissure", "emphysema", "lung_nodule")  # inside the pleura
 
 
-@lru_cache(maxsize=1)
-def load_defaults() -> dict:
-    """The planner defaults (with their sources) from imagio/data/planning_defaults.json."""
-    return json.loads(resources.files("imagio.data").joinpath("planning_defaults.json").read_text(encoding="utf-8"))
+from ..defaults import load_defaults  # noqa: E402,F401 (the one reader, below the planner: re-exported)
 
 
 def _d(section, key):
@@ -405,12 +399,7 @@ def is_outline(name: str) -> bool:
     return str(name) in set(limits()["outline_names"]) | {"skin"}
 
 
-def is_lesion(name: str) -> bool:
-    """True for a lesion structure (catalogue role 'target', e.g. liver_tumor_2, lung_nodule) or
-    a name the catalogue does not know (a user's lesion label, e.g. GTV_Mass)."""
-    cat = anatomy.catalogue()
-    known = name in cat or name.rstrip("0123456789_") in cat
-    return not known or anatomy.get(name).role == "target"
+from ..anatomy import _named, is_bone, is_lesion  # noqa: E402,F401 (their home is anatomy: re-exported)
 
 
 @dataclass
@@ -1393,19 +1382,6 @@ def _lesion_cut_by_scan(prob: "PlanningProblem") -> None:
         prob.warnings.append(f"target {t.name} is cut by the scan: its label reaches the image's {where}; what "
                              "lies beyond is not imaged, so its centre and size, and an ablation's coverage and "
                              "margin, are those of the imaged part only; extend the scan past it to judge them")
-
-
-def _named(name: str, prefixes) -> bool:
-    """True when ``name`` is one of ``prefixes`` or one of them followed by '_' (rib_left_3)."""
-    return any(name == n or name.startswith(n + "_") for n in prefixes)
-
-
-def is_bone(name: str) -> bool:
-    """True for bone structures (planning_defaults ``bone_target.bone_prefixes``), except a name
-    holding one of ``bone_target.not_bone_words`` as a word (``hip_joint_capsule_left``: the soft
-    tissue of a joint, not the hip bone)."""
-    bt = load_defaults()["bone_target"]
-    return _named(name, bt["bone_prefixes"]) and not set(name.split("_")) & set(bt["not_bone_words"])
 
 
 def _enter_target_bone(prob: "PlanningProblem", spec: StructureSpec, lesion: bool = False) -> None:

@@ -541,7 +541,7 @@ def refuse_an_organ_on_bone(a: np.ndarray, organ: np.ndarray) -> None:
     voxels (``organ``, bool [k, j, i] on the CT ``a``, HU) read as cortical bone (planning_defaults
     ct_density.cortical_hu): an organ label lying on the skeleton (new-user trial 116 H3). For an
     organ the user gives (`imagio vessels --organ`), not one IMAGIO segmented."""
-    from ..planning.problem import load_defaults
+    from ..defaults import load_defaults
 
     n = int(np.count_nonzero(organ))
     if n == 0:
