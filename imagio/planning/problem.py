@@ -16,7 +16,7 @@ from scipy import ndimage
 from .. import anatomy
 from ..coords import point_or_name, point_text
 from ..errors import InputError
-from ..io import labels_on_grid
+from ..io import label_coverage, labels_on_grid
 from ..outline_doubts import structure_doubts, target_warning
 from ..volume import Volume, reach_box, values_mask
 from .continuation import continuation_base
@@ -459,7 +459,7 @@ class PlanningProblem:
         # a label map of another scan is named as such before its names are judged (trial 9)
         given, made_on = labels, None
         if not ct.same_grid(labels):
-            covered = _coverage(labels, ct)
+            covered = label_coverage(labels, ct)   # None: it covers the whole CT
             made_on, labels = labels, labels_on_grid(labels, ct)
         else:
             covered = None
@@ -918,12 +918,6 @@ def graded_lumen(mask: np.ndarray, spacing_kji, dmin_mm: float, name: str = "the
                 + f": a path through them may cross a vessel of {dmin_mm:g} mm or more; read the CT along the "
                   "proposals"}
     return large_lumen(mask, an, dmin_mm, extra_centres=kji[new]), note
-
-
-def _coverage(labels: Volume, ct: Volume) -> np.ndarray:
-    """Bool [k, j, i] on the CT grid: voxels inside the label map's extent."""
-    ones = labels.with_array(np.ones(labels.shape, np.uint8), labels={})
-    return ones.resample_like(ct, order=0, fill=0).array > 0
 
 
 def _check_target(prob: "PlanningProblem") -> None:

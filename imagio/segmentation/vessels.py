@@ -448,7 +448,7 @@ def _contrast_vessels(ct: Volume, organ, seeds, v, vd, med, min_hu, threshold):
     lm, stats = fill_lumen(a, organ, seeds, sk)
     if not lm.any():
         return lm, dict(stats, null_evidence=round(t, 1)), t, 0, 0
-    lab, ev = piece_evidence(a[sl], lm[sl] & deep, stats["parenchyma_hu"], sd)
+    _, ev = piece_evidence(a[sl], lm[sl] & deep, stats["parenchyma_hu"], sd)
     kept = int(np.count_nonzero(ev > t))
     stats = dict(stats, null_evidence=round(t, 1), evidence_max=round(float(ev.max()), 1) if ev.size else None)
     # the null decides whether the organ shows contrast vessels at all, not which pieces are kept: on a
@@ -497,8 +497,8 @@ def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
 
     In a soft-tissue organ (median above -500 HU) the vesselness mask only seeds the vessels and
     their lumen is read from the CT (`fill_lumen`, scales ``vessel_lumen.json`` sigmas_mm): a
-    filled lumen whose diameter is the one definition (`lumen_diameter`), of which a piece is kept
-    only when its evidence beats the organ's noise (the same steps on the mirrored CT,
+    filled lumen whose diameter is the one definition (`lumen_diameter`), kept when one of its
+    pieces' evidence beats the organ's noise (the same steps on the mirrored CT,
     `_contrast_vessels`; vessel_lumen.json null_*); where none does, ``notes`` gets the one
     warning `no_contrast_note` and no vessel is labelled; in aerated lung the
     vesselness mask (scales ``LUNG_SIGMAS_MM``) is the vessels, as before."""
@@ -517,7 +517,7 @@ def vessels_and_blobs(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
     if soft:
         p(0.76, "vessels: lumen from the CT (half maximum), against the organ's noise (its mirror)")
         m, stats, t, kept, found = _contrast_vessels(ct, organ, m, v, vd, med, min_hu, threshold)
-        m, dropped = drop_short_pieces(m, ct.spacing_kji)
+        m, _ = drop_short_pieces(m, ct.spacing_kji)
         if not m.any():
             if notes is not None:
                 notes.append(no_contrast_note(stats, found, t))
