@@ -1013,7 +1013,7 @@ def validate_labels(vol: Volume, path="label map") -> None:
         raise InputError(f"{path}: the label map is empty (no labelled voxel); segment something first")
 
 
-LABEL_NAMES_HELP = "JSON {value: name} for a label map without names"
+LABEL_NAMES_HELP = "a JSON file {value: name} naming the values of a label map without names"
 
 
 def add_label_names_argument(parser, which: str = "") -> None:

@@ -251,7 +251,7 @@ def register(subparsers) -> None:
     s.add_argument("ct", help="contrast CT in HU")
     s.add_argument("--organ", required=True, help="label map holding the organ")
     s.add_argument("--organ-labels", required=True, help="comma-separated organ label names")
-    add_label_names_argument(s, "names of --organ's label values, e.g. {\"5\": \"liver\"}")
+    add_label_names_argument(s, "names of --organ's label values: a file holding e.g. {\"5\": \"liver\"}")
     s.add_argument("--out", required=True, help="output vessel label map")
     s.add_argument("--diameter-out", help="optional float image of the lumen diameter (mm)")
     s.add_argument("--name", help="structure name (default liver_vessels / lung_vessels)")

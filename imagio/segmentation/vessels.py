@@ -467,7 +467,9 @@ def no_contrast_note(stats: dict, found: int, t: float, organ_name: str = "vesse
     return (f"{organ_name}: no contrast-enhanced vessel is seen in the organ: {what}. Unenhanced blood "
             f"({r['unenhanced_blood_hu'][0]:g}-{r['unenhanced_blood_hu'][1]:g} HU) is no brighter than liver, so on a CT "
             "without contrast (or where the contrast has left the vessels) the organ's vessels cannot be told from it: "
-            "no vessel is labelled, which is NOT their absence; use a contrast-enhanced (portal-venous) CT to map them")
+            "no vessel is labelled, which is NOT their absence; use a contrast-enhanced (portal-venous) CT to map them, "
+            "and check that the organ label lies on this CT's organ (a label map of the organ alone cannot be checked "
+            "against the CT's bone and air)")
 
 
 def vessel_mask(ct: Volume, organ: np.ndarray, threshold: float = 0.05,
