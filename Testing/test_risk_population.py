@@ -96,3 +96,7 @@ def test_lung_rads_without_the_age_and_the_never_smoker_spelling(capsys):
     rc = main(["risk", "--age", "66", "--never-smoker", "--size-mm", "9", "--type", "solid"])
     out = capsys.readouterr()
     assert rc == 0 and "never-smoker" in json.loads(out.out)["lung_rads"]["population"], out.err
+    # both spellings at once contradict each other (trial 117 M: the last flag won)
+    assert main(["risk", "--age", "66", "--smoker", "--never-smoker", "--size-mm", "9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "contradict" in err[0], err

@@ -137,6 +137,10 @@ def cmd_risk(args) -> int:
         assumed.append("one nodule on the CT (--count N; Brock's risk falls with each nodule counted)")
     if args.type == "ground_glass":   # nodules.csv's word for a non-solid nodule (new-user trial 49 L2)
         args.type = "nonsolid"
+    if getattr(args, "never_smoker", False):   # imagio detect's spelling of --no-smoker
+        if args.smoker:   # trial 117 M: "--smoker --never-smoker" let the last flag win
+            raise InputError("--smoker and --never-smoker contradict each other: give one")
+        args.smoker = False
     check_risk_args(args)
     given = args.type
     args.type = {"perifissural": "solid"}.get(given, given)   # Brock, Mayo and the guideline read it as solid
@@ -270,7 +274,7 @@ def register(sub) -> None:
                        help=f"{text} ({', '.join(models)}); not given: unknown, the probability is the "
                             "range over yes and no")
     # imagio detect's spelling of --no-smoker (new-user trial 116 L12: refused here as unrecognized)
-    s.add_argument("--never-smoker", dest="smoker", action="store_false", help="never smoked: --no-smoker")
+    s.add_argument("--never-smoker", action="store_true", help="never smoked: --no-smoker")
     s.add_argument("--model", choices=["brock", "mayo", "all"], default="all")
     s.add_argument("--guideline", choices=["bts_2015"], help="show this guideline's suggested next step")
     s.set_defaults(func=cmd_risk)
